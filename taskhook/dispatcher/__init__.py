@@ -1,0 +1,1 @@
+"""The dispatcher: claims due callbacks, delivers them, records outcomes, backs off."""

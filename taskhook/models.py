@@ -1,0 +1,77 @@
+"""Request bodies of the v1 API as pydantic models (strict: no silent coercion)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Top-level fields of a task create; everything else is a type-specific parameter
+# and is stored in `params`, as Scale does.
+TASK_COMMON_FIELDS = frozenset(
+    {
+        "project",
+        "batch",
+        "instruction",
+        "callback_url",
+        "metadata",
+        "unique_id",
+        "tags",
+        "priority",
+        "clear_unique_id_on_error",
+    }
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class TaskCreate(BaseModel):
+    """The common part of `POST /v1/task/{type}`; extra keys become `params`."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    project: str | None = Field(None, min_length=1, max_length=200)
+    batch: str | None = Field(None, min_length=1, max_length=200)
+    instruction: str | None = Field(None, max_length=100_000)
+    callback_url: str | None = Field(None, max_length=2048)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    unique_id: str | None = None
+    tags: list[Any] | None = None
+    priority: int | None = Field(None, ge=0, le=100)
+    clear_unique_id_on_error: bool = False
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class AuditRequest(Strict):
+    accepted: bool
+    comments: str | None = Field(None, max_length=10_000)
+
+
+class UniqueIdRequest(Strict):
+    unique_id: str
+
+
+class BatchCreate(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    project: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200)
+    callback: str | None = Field("", max_length=2048)
+    calibration_batch: bool = False
+    self_label_batch: bool = False
+    metadata: dict[str, Any] | None = None
+
+
+class ProjectCreate(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    type: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
+    params: dict[str, Any] | None = None
+    rapid: bool = False
+    studio: bool = False
+    datasetId: str | None = None

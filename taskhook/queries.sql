@@ -1,0 +1,231 @@
+-- Every DML statement taskhook runs, by name. Loaded by taskhook/queries.py;
+-- callers write queries["name"]. Parameters are asyncpg $n placeholders only.
+
+-- name: server_token_key
+SELECT token_key FROM server_secrets WHERE id;
+
+-- name: count_accounts
+SELECT count(*) FROM accounts;
+
+-- name: insert_account
+INSERT INTO accounts (id, name, callback_auth_key, signing_secret)
+VALUES ($1, $2, $3, $4)
+RETURNING *;
+
+-- name: insert_api_key
+INSERT INTO api_keys (key_hash, account_id, is_test, key_prefix)
+VALUES ($1, $2, $3, $4);
+
+-- name: authenticate
+-- One index probe on the key digest; a revoked key finds nothing.
+SELECT a.id AS account_id, a.name, k.is_test, a.default_callback_url
+FROM api_keys k JOIN accounts a ON a.id = k.account_id
+WHERE k.key_hash = $1 AND k.revoked_at IS NULL;
+
+-- name: get_account
+SELECT * FROM accounts WHERE id = $1;
+
+-- name: set_default_callback_url
+UPDATE accounts SET default_callback_url = $2 WHERE id = $1 RETURNING *;
+
+-- name: insert_project
+-- ON CONFLICT: a duplicate name returns no row, which the store turns into a 409.
+INSERT INTO projects (account_id, is_test, name, type, param_history, rapid, studio, dataset_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (account_id, is_test, name) DO NOTHING
+RETURNING *;
+
+-- name: get_project
+SELECT * FROM projects WHERE account_id = $1 AND is_test = $2 AND name = $3;
+
+-- name: list_projects
+SELECT * FROM projects WHERE account_id = $1 AND is_test = $2 ORDER BY created_at, id;
+
+-- name: append_project_params
+-- The new entry's version is the history's length, so versions run 0, 1, 2, ...
+UPDATE projects
+SET param_history = param_history
+    || jsonb_build_array($4::jsonb || jsonb_build_object(
+           'version', jsonb_array_length(param_history),
+           'created_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
+WHERE account_id = $1 AND is_test = $2 AND name = $3
+RETURNING *;
+
+-- name: insert_batch
+INSERT INTO batches (account_id, is_test, project_id, name, status, callback,
+                     calibration_batch, self_label_batch, metadata)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (account_id, is_test, name) DO NOTHING
+RETURNING id;
+
+-- name: get_batch
+-- 'completed' is derived: a finalized batch with tasks and none of them pending.
+SELECT b.*, p.name AS project_name,
+       CASE WHEN b.status = 'in_progress'
+                 AND EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = b.account_id
+                             AND t.is_test = b.is_test AND t.batch = b.name)
+                 AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = b.account_id
+                                 AND t.is_test = b.is_test AND t.batch = b.name
+                                 AND t.status = 'pending')
+            THEN 'completed' ELSE b.status END AS effective_status
+FROM batches b JOIN projects p ON p.id = b.project_id
+WHERE b.account_id = $1 AND b.is_test = $2 AND b.name = $3;
+
+-- name: batch_task_counts
+SELECT status, count(*) AS n FROM tasks
+WHERE account_id = $1 AND is_test = $2 AND batch = $3
+GROUP BY status;
+
+-- name: list_batches
+-- Offset paging, as the SDK's batches() expects; filters are optional ($n IS NULL).
+WITH b AS (
+    SELECT b.*, p.name AS project_name,
+           CASE WHEN b.status = 'in_progress'
+                     AND EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = b.account_id
+                                 AND t.is_test = b.is_test AND t.batch = b.name)
+                     AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = b.account_id
+                                     AND t.is_test = b.is_test AND t.batch = b.name
+                                     AND t.status = 'pending')
+                THEN 'completed' ELSE b.status END AS effective_status
+    FROM batches b JOIN projects p ON p.id = b.project_id
+    WHERE b.account_id = $1 AND b.is_test = $2
+      AND ($3::text IS NULL OR p.name = $3)
+      AND ($4::timestamptz IS NULL OR b.created_at >= $4)
+      AND ($5::timestamptz IS NULL OR b.created_at <= $5)
+)
+SELECT *, count(*) OVER () AS total FROM b
+WHERE ($6::text IS NULL OR effective_status = $6)
+ORDER BY created_at DESC, id DESC
+LIMIT $7 OFFSET $8;
+
+-- name: finalize_batch
+UPDATE batches SET status = 'in_progress'
+WHERE account_id = $1 AND is_test = $2 AND name = $3
+RETURNING id;
+
+-- name: set_batch_metadata
+UPDATE batches SET metadata = $4
+WHERE account_id = $1 AND is_test = $2 AND name = $3
+RETURNING id;
+
+-- name: insert_task
+INSERT INTO tasks (id, account_id, is_test, type, status, project, batch, instruction,
+                   callback_url, params, response, metadata, tags, unique_id,
+                   clear_unique_id_on_error, priority, project_param_version,
+                   customer_review_status, completed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+        CASE WHEN $5 = 'completed' THEN clock_timestamp() END)
+RETURNING *;
+
+-- name: task_id_by_unique_id
+SELECT id FROM tasks WHERE account_id = $1 AND is_test = $2 AND unique_id = $3;
+
+-- name: get_task
+SELECT * FROM tasks WHERE account_id = $1 AND is_test = $2 AND id = $3;
+
+-- name: lock_task
+SELECT * FROM tasks WHERE account_id = $1 AND is_test = $2 AND id = $3 FOR UPDATE;
+
+-- name: list_tasks
+-- Keyset paging, newest first: ($16, $17) is the (created_at, id) of the last row of
+-- the previous page. Every filter is optional; tags must all be present.
+SELECT * FROM tasks
+WHERE account_id = $1 AND is_test = $2
+  AND ($3::text IS NULL OR project = $3)
+  AND ($4::text IS NULL OR batch = $4)
+  AND ($5::text[] IS NULL OR status = ANY ($5))
+  AND ($6::text IS NULL OR type = $6)
+  AND ($7::timestamptz IS NULL OR created_at >= $7)
+  AND ($8::timestamptz IS NULL OR created_at <= $8)
+  AND ($9::timestamptz IS NULL OR completed_at >= $9)
+  AND ($10::timestamptz IS NULL OR completed_at <= $10)
+  AND ($11::timestamptz IS NULL OR updated_at >= $11)
+  AND ($12::timestamptz IS NULL OR updated_at <= $12)
+  AND ($13::text[] IS NULL OR customer_review_status = ANY ($13))
+  AND ($14::text[] IS NULL OR unique_id = ANY ($14))
+  AND ($15::text[] IS NULL OR tags @> $15)
+  AND ($16::timestamptz IS NULL OR (created_at, id) < ($16, $17::text))
+ORDER BY created_at DESC, id DESC
+LIMIT $18;
+
+-- name: count_tasks
+-- The same filters as list_tasks, without the cursor.
+SELECT count(*) FROM tasks
+WHERE account_id = $1 AND is_test = $2
+  AND ($3::text IS NULL OR project = $3)
+  AND ($4::text IS NULL OR batch = $4)
+  AND ($5::text[] IS NULL OR status = ANY ($5))
+  AND ($6::text IS NULL OR type = $6)
+  AND ($7::timestamptz IS NULL OR created_at >= $7)
+  AND ($8::timestamptz IS NULL OR created_at <= $8)
+  AND ($9::timestamptz IS NULL OR completed_at >= $9)
+  AND ($10::timestamptz IS NULL OR completed_at <= $10)
+  AND ($11::timestamptz IS NULL OR updated_at >= $11)
+  AND ($12::timestamptz IS NULL OR updated_at <= $12)
+  AND ($13::text[] IS NULL OR customer_review_status = ANY ($13))
+  AND ($14::text[] IS NULL OR unique_id = ANY ($14))
+  AND ($15::text[] IS NULL OR tags @> $15);
+
+-- name: cancel_task
+UPDATE tasks
+SET status = 'canceled',
+    unique_id = CASE WHEN $4 THEN NULL ELSE unique_id END,
+    updated_at = clock_timestamp()
+WHERE account_id = $1 AND is_test = $2 AND id = $3
+RETURNING *;
+
+-- name: set_unique_id
+UPDATE tasks SET unique_id = $4, updated_at = clock_timestamp()
+WHERE account_id = $1 AND is_test = $2 AND id = $3
+RETURNING *;
+
+-- name: set_metadata
+UPDATE tasks SET metadata = $4, updated_at = clock_timestamp()
+WHERE account_id = $1 AND is_test = $2 AND id = $3
+RETURNING *;
+
+-- name: set_tags
+UPDATE tasks SET tags = $4, updated_at = clock_timestamp()
+WHERE account_id = $1 AND is_test = $2 AND id = $3
+RETURNING *;
+
+-- name: record_audit
+-- Appends the audit record and, when given, the comment ($5 may be NULL).
+UPDATE tasks
+SET customer_review_status = $4,
+    customer_review_comments = CASE WHEN $5::text IS NULL THEN customer_review_comments
+                                    ELSE coalesce(customer_review_comments, '[]'::jsonb)
+                                         || jsonb_build_array($5::text) END,
+    audits = audits || jsonb_build_array($6::jsonb),
+    updated_at = clock_timestamp()
+WHERE account_id = $1 AND is_test = $2 AND id = $3
+RETURNING *;
+
+-- name: idempotency_claim
+-- Claims the key for this request, or returns the row that holds it. A row older than
+-- 24 hours, or an in-flight claim whose holder died (locked_until passed), is taken over.
+WITH claimed AS (
+    INSERT INTO idempotency_keys AS k (account_id, is_test, key, request_hash, locked_until)
+    VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+    ON CONFLICT (account_id, is_test, key) DO UPDATE
+        SET request_hash = EXCLUDED.request_hash, state = 'in_flight', status_code = NULL,
+            response_body = NULL, locked_until = EXCLUDED.locked_until, created_at = now()
+        WHERE k.created_at < now() - interval '24 hours'
+           OR (k.state = 'in_flight' AND k.locked_until < now())
+    RETURNING true AS claimed, k.request_hash, k.state, k.status_code, k.response_body
+)
+SELECT * FROM claimed
+UNION ALL
+SELECT false, request_hash, state, status_code, response_body FROM idempotency_keys
+WHERE account_id = $1 AND is_test = $2 AND key = $3 AND NOT EXISTS (SELECT 1 FROM claimed);
+
+-- name: idempotency_complete
+UPDATE idempotency_keys
+SET state = 'done', status_code = $4, response_body = $5
+WHERE account_id = $1 AND is_test = $2 AND key = $3;
+
+-- name: idempotency_release
+DELETE FROM idempotency_keys WHERE account_id = $1 AND is_test = $2 AND key = $3;
+
+-- name: prune_idempotency_keys
+DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours';

@@ -1,0 +1,1 @@
+"""The receiver: the aiohttp application (customer Task API, event ingest, ops endpoints)."""

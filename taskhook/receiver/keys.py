@@ -1,0 +1,21 @@
+"""Typed application state (aiohttp AppKeys) and helpers to read it from a request."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from taskhook.accounts import Principal
+from taskhook.settings import Settings
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+SETTINGS = web.AppKey("settings", Settings)
+TOKEN_KEY = web.AppKey("token_key", bytes)
+
+PRINCIPAL = "principal"  # request-scoped: set by the auth middleware
+REQUEST_ID = "request_id"
+
+
+def principal(request: web.Request) -> Principal:
+    who: Principal = request[PRINCIPAL]
+    return who

@@ -1,0 +1,117 @@
+"""Request id and canonical log line, error translation, and API-key authentication."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from taskhook.accounts import authenticate
+from taskhook.errors import ApiError, TooManyRequests
+from taskhook.logs import get_logger
+from taskhook.receiver.keys import POOL, PRINCIPAL, REQUEST_ID
+from taskhook.receiver.responses import error
+
+log = get_logger("taskhook.receiver")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Paths that need no API key.
+_PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics")
+_UNAUTHORIZED = "Please provide a valid API key (HTTP Basic user name, or Bearer token)."
+_RETRY_AFTER_DB_DOWN = "2"  # seconds
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a request id to every log line of this request and emit one line at the end."""
+    request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    request[REQUEST_ID] = request_id
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    finally:
+        log.info(
+            "http.request",
+            method=request.method,
+            path=request.path,
+            status=status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes {"status_code", "error"}; never a stack trace in a reply."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        headers = {"Retry-After": "1"} if isinstance(exc, TooManyRequests) else None
+        return error(exc.status, exc.message, headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error(exc.status, _http_message(request, exc))
+    except (
+        OSError,
+        asyncpg.PostgresConnectionStatusError,
+        asyncpg.InterfaceError,
+        asyncpg.CannotConnectNowError,
+    ):
+        log.warning("database.unavailable", exc_info=True)
+        return error(
+            503,
+            "The database is unavailable; retry shortly.",
+            {"Retry-After": _RETRY_AFTER_DB_DOWN},
+        )
+    except Exception:
+        log.exception("http.unhandled_error")
+        return error(500, f"Internal server error (request id {request[REQUEST_ID]}).")
+
+
+def _http_message(request: web.Request, exc: web.HTTPException) -> str:
+    if exc.status == 404:
+        return f"No such endpoint: {request.method} {request.path}."
+    if exc.status == 405:
+        return f"Method {request.method} is not allowed on {request.path}."
+    if exc.status == 413:
+        return f"Request body is too large: {exc.text or 'over the limit'}."
+    return exc.text or exc.reason
+
+
+def _presented_key(header: str) -> str | None:
+    """Scale's SDK sends Basic with the key as user name; Bearer is accepted too."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[0] or None
+    return None
+
+
+@web.middleware
+async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(_PUBLIC_PREFIXES):
+        return await handler(request)
+    key = _presented_key(request.headers.get("Authorization", ""))
+    who = await authenticate(request.app[POOL], key) if key else None
+    if who is None:
+        return error(401, _UNAUTHORIZED)
+    request[PRINCIPAL] = who
+    structlog.contextvars.bind_contextvars(account_id=who.account_id)
+    return await handler(request)

@@ -1,0 +1,94 @@
+"""Database rows to the JSON shapes of Scale's v1 API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+
+def iso(ts: datetime | None) -> str | None:
+    """Scale's timestamp form: UTC, milliseconds, 'Z' ("2016-06-23T09:09:34.752Z")."""
+    if ts is None:
+        return None
+    ts = ts.astimezone(UTC)
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+# Keys present only while they hold a value (the SDK tests check absence, e.g. of tags).
+_OPTIONAL = (
+    "batch",
+    "response",
+    "callback_succeeded",
+    "customer_review_status",
+    "customer_review_comments",
+    "prior_responses",
+    "unique_id",
+    "tags",
+    "priority",
+)
+
+
+def task_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A task as GET /v1/task/{id} returns it (seed 000 fields, where they apply)."""
+    task: dict[str, Any] = {
+        "task_id": row["id"],
+        "type": row["type"],
+        "status": row["status"],
+        "project": row["project"],
+        "instruction": row["instruction"],
+        "callback_url": row["callback_url"],
+        "params": row["params"],
+        "metadata": row["metadata"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "audits": row["audits"],
+        "project_param_version": row["project_param_version"],
+        "work_started": row["work_started"],
+        "is_test": row["is_test"],
+    }
+    if row["completed_at"] is not None:
+        task["completed_at"] = iso(row["completed_at"])
+    for key in _OPTIONAL:
+        if row[key] is not None:
+            task[key] = list(row[key]) if key == "tags" else row[key]
+    if row["times_redone"]:
+        task["times_redone"] = row["times_redone"]
+    return task
+
+
+def limited_task_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """`limited_response=true`: only the fields the SDK documents for it."""
+    return {
+        "task_id": row["id"],
+        "status": row["status"],
+        "metadata": row["metadata"],
+        "project": row["project"],
+    }
+
+
+def batch_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": row["name"],
+        "project": row["project_name"],
+        "status": row["effective_status"],
+        "callback": row["callback"],
+        "calibration_batch": row["calibration_batch"],
+        "self_label_batch": row["self_label_batch"],
+        "metadata": row["metadata"],
+        "created_at": iso(row["created_at"]),
+    }
+
+
+def project_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    project = {
+        "name": row["name"],
+        "type": row["type"],
+        "param_history": row["param_history"],
+        "rapid": row["rapid"],
+        "studio": row["studio"],
+        "created_at": iso(row["created_at"]),
+    }
+    if row["dataset_id"] is not None:
+        project["datasetId"] = row["dataset_id"]
+    return project
