@@ -12,10 +12,10 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 SETTINGS = web.AppKey("settings", Settings)
 TOKEN_KEY = web.AppKey("token_key", bytes)
 
-PRINCIPAL = "principal"  # request-scoped: set by the auth middleware
-REQUEST_ID = "request_id"
+# Request-scoped: set by the middlewares.
+PRINCIPAL = web.RequestKey("principal", Principal)
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 def principal(request: web.Request) -> Principal:
-    who: Principal = request[PRINCIPAL]
-    return who
+    return request[PRINCIPAL]

