@@ -127,6 +127,12 @@ async def _serve(settings: Settings, _args: Any) -> int:
     dsn, embedded = await _prepared(settings)
     if embedded:
         await _first_start(dsn)
+    # Handlers first: a SIGTERM that arrives as soon as we announce the URL must still
+    # shut down cleanly.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(create_app(settings, dsn), handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -135,10 +141,6 @@ async def _serve(settings: Settings, _args: Any) -> int:
     url = f"http://{settings.host}:{port}"
     print(f"taskhook {__version__} listening on {url} (API base {url}/v1)", flush=True)
     log.info("receiver.started", url=url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("receiver.stopping")
     await runner.cleanup()
