@@ -43,8 +43,12 @@ class NewAccount:
 
 
 def hash_key(key: str) -> bytes:
-    """Keys are 128-bit random, so one SHA-256 is enough to store them safely."""
-    return hashlib.sha256(key.encode()).digest()
+    """Keys are 128-bit random, so one SHA-256 is enough to store them safely.
+
+    surrogatepass: a header that is not UTF-8 arrives with surrogates; it must hash
+    (and match no key, so 401), not raise.
+    """
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
 def _new_key(prefix: str) -> str:

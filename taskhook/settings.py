@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from taskhook.errors import ConfigError
+from taskhook.retry import DEFAULT_SCHEDULE
 
 
 class Settings(BaseSettings):
@@ -34,6 +37,68 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
 
+    # --- event ingest (SPEC §3) ---
+    ingest_secret: str | None = Field(
+        None,
+        description="Standard Webhooks secret (whsec_...) that signs POST /v1/events. Unset: "
+        "one is generated on first start and kept in data_dir/ingest_secret.",
+    )
+
+    # --- callback delivery (SPEC §4) ---
+    retry_schedule: tuple[float, ...] = Field(
+        DEFAULT_SCHEDULE,
+        description="JSON list of delays in seconds between attempts; its length is the "
+        "number of retries. Default: 20 delays growing to about 24 hours in all.",
+    )
+    retry_time_scale: float = Field(
+        1.0, gt=0, le=1, description="Multiplies every retry delay (tests and demos only)."
+    )
+    allow_private_targets: bool = Field(
+        False, description="Allow callbacks to loopback/private/link-local addresses."
+    )
+    connect_timeout: float = Field(5.0, gt=0, le=60, description="Callback connect timeout, s.")
+    total_timeout: float = Field(15.0, gt=0, le=300, description="Callback total timeout, s.")
+    max_response_bytes: int = Field(
+        64 * 1024, ge=0, description="At most this much of a callback response is read."
+    )
+    dispatch_concurrency: int = Field(
+        256, ge=1, le=10_000, description="Callbacks in flight at once, per dispatcher."
+    )
+    per_host_concurrency: int = Field(
+        32, ge=1, le=10_000, description="Callbacks in flight to one host, per dispatcher."
+    )
+    claim_batch: int = Field(100, ge=1, le=1000, description="Deliveries claimed per query.")
+    lease_seconds: float = Field(
+        60.0, ge=1, description="A claimed delivery is retaken by others after this long."
+    )
+    poll_interval: float = Field(
+        1.0, gt=0, le=60, description="Seconds between polls when no NOTIFY arrives."
+    )
+    shutdown_grace: float = Field(
+        10.0, ge=0, description="Seconds SIGTERM waits for in-flight callbacks."
+    )
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _schedule_from_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value)
+        return value
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule_sane(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(value) > 100 or any(d < 0 for d in value):
+            raise ValueError("must be a list of at most 100 non-negative numbers")
+        return value
+
+    @field_validator("ingest_secret")
+    @classmethod
+    def _whsec(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("whsec_"):
+            raise ValueError("must be a Standard Webhooks secret starting with 'whsec_'")
+        return value
+
 
 def load_settings(**overrides: object) -> Settings:
     """Build the settings; a bad value stops the start with a message that names it."""
@@ -45,3 +110,7 @@ def load_settings(**overrides: object) -> Settings:
             for err in exc.errors()
         )
         raise ConfigError(f"invalid setting: {problems}") from None
+    except SettingsError as exc:  # a complex value (a JSON list) that does not parse
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = f"TASKHOOK_{match.group(1).upper()}" if match else "a TASKHOOK_ variable"
+        raise ConfigError(f"invalid setting: {name}: not valid JSON") from None

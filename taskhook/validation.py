@@ -47,19 +47,19 @@ def check_storable(value: Any, where: str, depth: int = 0) -> None:
     if depth > MAX_NESTING:
         raise BadRequest(f"{where}: nested deeper than {MAX_NESTING} levels.")
     if isinstance(value, str):
-        _check_text(value, where)
+        check_text(value, where)
     elif isinstance(value, float) and not math.isfinite(value):
         raise BadRequest(f"{where}: number is out of range.")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_text(key, where)
+            check_text(key, where)
             check_storable(item, f"{where}.{key}", depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             check_storable(item, f"{where}[{index}]", depth + 1)
 
 
-def _check_text(text: str, where: str) -> None:
+def check_text(text: str, where: str) -> None:
     if "\x00" in text:
         raise BadRequest(f"{where}: strings may not contain the NUL character.")
     try:
@@ -129,9 +129,12 @@ def parse_time(value: str, where: str) -> datetime:
     text = value.strip()
     try:
         parsed = datetime.fromisoformat(text)
+        # In UTC now: an offset that moves the time past year 1 or 9999 is refused here.
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except ValueError:
         raise BadRequest(
             f"'{where}' is not a valid date: {value!r} (use ISO 8601, e.g. 2024-01-31 "
             "or 2024-01-31T12:00:00Z)."
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        raise BadRequest(f"'{where}' is out of range: {value!r}.") from None

@@ -18,12 +18,14 @@ async def _count(pool: asyncpg.Pool) -> int:
 
 
 async def _create(api: Api, key: str, body: dict[str, object] = BODY) -> tuple[int, object]:
-    return await api.call("POST", "/v1/task/categorization", json=body,
-                          headers={"Idempotency-Key": key})
+    return await api.call(
+        "POST", "/v1/task/categorization", json=body, headers={"Idempotency-Key": key}
+    )
 
 
-async def test_replay_returns_saved_response_and_creates_nothing(live: Api,
-                                                                 pool: asyncpg.Pool) -> None:
+async def test_replay_returns_saved_response_and_creates_nothing(
+    live: Api, pool: asyncpg.Pool
+) -> None:
     """A repeat with the same key and body gets the first reply; one task exists."""
     await live.project()
     first = await _create(live, "k1")
@@ -64,7 +66,8 @@ async def test_in_flight_repeat_gets_429(live: Api, pool: asyncpg.Pool) -> None:
             while not await pool.fetchval("SELECT count(*) FROM idempotency_keys"):
                 await asyncio.sleep(0.02)
         async with live.session.post(
-            live.base + "/v1/task/categorization", json=BODY,
+            live.base + "/v1/task/categorization",
+            json=BODY,
             headers={"Authorization": f"Bearer {live.key}", "Idempotency-Key": "k-slow"},
         ) as resp:
             assert resp.status == 429
@@ -93,14 +96,17 @@ async def test_abandoned_claim_is_taken_over(live: Api, pool: asyncpg.Pool) -> N
     """An in-flight claim whose holder died (lock expired) does not block the key forever."""
     await live.project()
     assert (await _create(live, "k-dead"))[0] == 200
-    await pool.execute("UPDATE idempotency_keys SET state = 'in_flight', "
-                       "locked_until = now() - interval '1 second'")
+    await pool.execute(
+        "UPDATE idempotency_keys SET state = 'in_flight', "
+        "locked_until = now() - interval '1 second'"
+    )
     status, _ = await _create(live, "k-dead")
     assert status == 200
 
 
-async def test_keys_are_per_account_and_world(live: Api, test_api: Api, make_account,
-                                              http, base_url: str, pool: asyncpg.Pool) -> None:
+async def test_keys_are_per_account_and_world(
+    live: Api, test_api: Api, make_account, http, base_url: str, pool: asyncpg.Pool
+) -> None:
     """One key used by two accounts, or by the test and live world, is two keys."""
     other: NewAccount = await make_account("other")
     other_api = Api(http, base_url, other.live_key)

@@ -50,6 +50,7 @@ async def test_token_is_bound_to_account_and_world(live: Api, test_api: Api) -> 
     for _ in range(3):
         await live.task()
     token = (await _page(live, limit=1))["next_token"]
-    status, body = await test_api.call("GET", "/v1/tasks",
-                                       params={"project": "proj", "next_token": token})
+    status, body = await test_api.call(
+        "GET", "/v1/tasks", params={"project": "proj", "next_token": token}
+    )
     assert status == 400 and "next_token" in body["error"]

@@ -11,7 +11,7 @@ from taskhook import store
 from taskhook.db import create_pool
 from taskhook.receiver import batches_api, ops, projects_api, tasks_api
 from taskhook.receiver.keys import POOL, SETTINGS, TOKEN_KEY
-from taskhook.receiver.middleware import auth, errors, request_context
+from taskhook.receiver.middleware import auth, errors, request_context, url_text
 from taskhook.settings import Settings
 
 
@@ -20,7 +20,7 @@ def create_app(
 ) -> web.Application:
     """Build the app on a DSN (the app owns its pool) or on a pool the caller owns."""
     app = web.Application(
-        middlewares=[request_context, errors, auth],
+        middlewares=[request_context, errors, auth, url_text],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -13,7 +13,7 @@ from taskhook.logs import get_logger
 from taskhook.models import BatchCreate
 from taskhook.receiver.idempotency import run_create
 from taskhook.receiver.keys import POOL, principal
-from taskhook.receiver.listparams import parse_bool, parse_limit, parse_offset
+from taskhook.receiver.listparams import parse_bool, parse_limit, parse_offset, upper_bound
 from taskhook.receiver.responses import ok
 from taskhook.serialize import batch_json
 from taskhook.tasks import check_callback_url
@@ -93,7 +93,8 @@ async def finalize_batch(request: web.Request) -> web.Response:
 @routes.post("/v1/batches/{name}/setMetadata")
 async def set_batch_metadata(request: web.Request) -> web.Response:
     pool, who = request.app[POOL], principal(request)
-    metadata = check_metadata(decode_json(await request.read()), "body")
+    raw = await request.read()  # the SDK sends {} as no body at all
+    metadata = check_metadata(decode_json(raw) if raw.strip() else {}, "body")
     row = await _batch_or_404(pool, request)
     await store.set_batch_metadata(pool, who, row["name"], metadata)
     return ok(batch_json(await _batch_or_404(pool, request)))
@@ -116,7 +117,7 @@ async def list_batches(request: web.Request) -> web.Response:
         principal(request),
         project=query.get("project") or None,
         created_after=parse_time(start, "start_time") if start else None,
-        created_before=parse_time(end, "end_time") if end else None,
+        created_before=upper_bound(parse_time(end, "end_time")) if end else None,
         status=status,
         limit=limit,
         offset=offset,

@@ -36,8 +36,10 @@ async def run_create(request: web.Request, raw: bytes, work: Work) -> web.Respon
         async with pool.acquire() as conn, conn.transaction():
             result = await work(conn)
         return _json(200, dumps(result))
-    if not key or len(key) > MAX_KEY_CHARS:
-        raise BadRequest(f"'Idempotency-Key' header must be 1 to {MAX_KEY_CHARS} characters.")
+    if not key or len(key) > MAX_KEY_CHARS or not key.isprintable():
+        raise BadRequest(
+            f"'Idempotency-Key' header must be 1 to {MAX_KEY_CHARS} printable characters."
+        )
     digest = hashlib.sha256(f"{request.method} {request.path}\n".encode() + raw).digest()
     replay = await _claim(request, key, digest)
     if replay is not None:

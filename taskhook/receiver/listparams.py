@@ -6,7 +6,7 @@ booleans as `True`/`False`, and names created-time filters `start_time`/`end_tim
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from multidict import MultiMapping
 
@@ -18,6 +18,8 @@ from taskhook.validation import parse_time
 STATUSES = frozenset({"pending", "completed", "canceled", "error"})
 REVIEW_STATUSES = frozenset({"pending", "accepted", "fixed", "rejected", "commented"})
 MAX_LIMIT = 100
+MAX_OFFSET = 2**63 - 1  # PostgreSQL's bigint, the type of OFFSET
+_REST_OF_MILLISECOND = timedelta(microseconds=999)
 
 
 def parse_limit(query: MultiMapping[str], default: int = MAX_LIMIT) -> int:
@@ -34,9 +36,11 @@ def parse_limit(query: MultiMapping[str], default: int = MAX_LIMIT) -> int:
 
 
 def parse_offset(query: MultiMapping[str]) -> int:
+    """ASCII digits only ('²'.isdigit() is true), and no larger than a bigint OFFSET."""
     raw = query.get("offset") or "0"
-    if not raw.isdigit():
-        raise BadRequest(f"'offset' must be a non-negative integer, got {raw!r}.")
+    digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_OFFSET))
+    if not digits or int(raw) > MAX_OFFSET:
+        raise BadRequest(f"'offset' must be an integer from 0 to {MAX_OFFSET}, got {raw!r}.")
     return int(raw)
 
 
@@ -58,6 +62,17 @@ def _time(query: MultiMapping[str], *names: str) -> datetime | None:
         if raw:
             return parse_time(raw, name)
     return None
+
+
+def upper_bound(value: datetime | None) -> datetime | None:
+    """An inclusive upper bound given to the millisecond covers that whole millisecond.
+
+    Timestamps are reported to the millisecond but stored to the microsecond, so
+    `end_time=<a task's created_at>` must still match that task.
+    """
+    if value is None or value.microsecond % 1000:
+        return value
+    return value + _REST_OF_MILLISECOND
 
 
 def _many(query: MultiMapping[str], name: str, split: bool = False) -> list[str] | None:
@@ -88,11 +103,11 @@ def task_filters(query: MultiMapping[str]) -> TaskFilters:
         statuses=_enum_list(query, "status", STATUSES),
         type=task_type,
         created_after=_time(query, "start_time", "created_after"),
-        created_before=_time(query, "end_time", "created_before"),
+        created_before=upper_bound(_time(query, "end_time", "created_before")),
         completed_after=_time(query, "completed_after"),
-        completed_before=_time(query, "completed_before"),
+        completed_before=upper_bound(_time(query, "completed_before")),
         updated_after=_time(query, "updated_after"),
-        updated_before=_time(query, "updated_before"),
+        updated_before=upper_bound(_time(query, "updated_before")),
         review_statuses=_enum_list(query, "customer_review_status", REVIEW_STATUSES),
         unique_ids=_many(query, "unique_id"),
         tags=_many(query, "tags"),

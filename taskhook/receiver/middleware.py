@@ -17,6 +17,7 @@ from taskhook.errors import ApiError, TooManyRequests
 from taskhook.logs import get_logger
 from taskhook.receiver.keys import POOL, PRINCIPAL, REQUEST_ID
 from taskhook.receiver.responses import error
+from taskhook.validation import check_text
 
 log = get_logger("taskhook.receiver")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -117,4 +118,15 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error(401, _UNAUTHORIZED)
     request[PRINCIPAL] = who
     structlog.contextvars.bind_contextvars(account_id=who.account_id)
+    return await handler(request)
+
+
+@web.middleware
+async def url_text(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Names and ids in the path and query reach PostgreSQL, which refuses NUL: 400 first."""
+    for name, value in request.match_info.items():
+        check_text(value, f"URL path ('{name}')")
+    for name, value in request.query.items():
+        check_text(name, "query string")
+        check_text(value, f"query parameter '{name}'")
     return await handler(request)

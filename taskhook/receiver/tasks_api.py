@@ -24,6 +24,13 @@ async def _body(request: web.Request, allow_empty: bool = False) -> Any:
     return decode_json(await request.read(), allow_empty=allow_empty)
 
 
+async def _body_or(request: web.Request, empty: Any) -> Any:
+    """A bare JSON body, or `empty` when there is none: the SDK sends `{}` and `[]` as no
+    body at all (`body = body or None` in its api.py), so no body means the empty value."""
+    raw = await request.read()
+    return decode_json(raw) if raw.strip() else empty
+
+
 @routes.post("/v1/task/{type}")
 async def create_task(request: web.Request) -> web.Response:
     raw = await request.read()
@@ -80,22 +87,22 @@ async def clear_unique_id(request: web.Request) -> web.Response:
 
 @routes.post("/v1/task/{task_id}/setMetadata")
 async def set_metadata(request: web.Request) -> web.Response:
-    return await _in_tx(request, tasks.set_metadata, await _body(request))
+    return await _in_tx(request, tasks.set_metadata, await _body_or(request, {}))
 
 
 @routes.post("/v1/task/{task_id}/tags")
 async def set_tags(request: web.Request) -> web.Response:
-    return await _in_tx(request, tasks.change_tags, await _body(request), "set")
+    return await _in_tx(request, tasks.change_tags, await _body_or(request, []), "set")
 
 
 @routes.put("/v1/task/{task_id}/tags")
 async def add_tags(request: web.Request) -> web.Response:
-    return await _in_tx(request, tasks.change_tags, await _body(request), "add")
+    return await _in_tx(request, tasks.change_tags, await _body_or(request, []), "add")
 
 
 @routes.delete("/v1/task/{task_id}/tags")
 async def delete_tags(request: web.Request) -> web.Response:
-    return await _in_tx(request, tasks.change_tags, await _body(request), "delete")
+    return await _in_tx(request, tasks.change_tags, await _body_or(request, []), "delete")
 
 
 @routes.get("/v1/tasks")
