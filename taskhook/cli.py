@@ -13,8 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from taskhook import __version__, db
+from taskhook import __version__, db, ingest_secret
 from taskhook.accounts import NewAccount, create_account
+from taskhook.dispatcher.loop import Dispatcher
 from taskhook.errors import ConfigError
 from taskhook.logs import configure_logging, get_logger
 from taskhook.queries import queries
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         role = sub.add_parser(name, help=help_text)
         role.add_argument("--host", help="listen address (overrides TASKHOOK_HOST)")
         role.add_argument("--port", type=int, help="listen port (overrides TASKHOOK_PORT)")
+    sub.add_parser("dispatcher", help="run only the dispatcher role (callback delivery)")
     sub.add_parser("migrate", help="apply schema.sql to the database")
     accounts = sub.add_parser("accounts", help="manage accounts")
     accounts_sub = accounts.add_subparsers(dest="accounts_command", required=True)
@@ -123,27 +125,58 @@ async def _first_start(dsn: str) -> None:
         await pool.close()
 
 
-async def _serve(settings: Settings, _args: Any) -> int:
-    dsn, embedded = await _prepared(settings)
-    if embedded:
-        await _first_start(dsn)
-    # Handlers first: a SIGTERM that arrives as soon as we announce the URL must still
-    # shut down cleanly.
+def _ingest_secret(settings: Settings) -> str:
+    """The events secret; a generated one is printed once (to the terminal, not the logs)."""
+    secret, created = ingest_secret.load_or_create(settings)
+    if created:
+        print(
+            f"Ingest secret (signs POST /v1/events; kept in {settings.data_dir}): {secret}",
+            flush=True,
+        )
+    return secret
+
+
+def _stop_event() -> asyncio.Event:
+    """One event set by SIGTERM or SIGINT. Installed before we announce anything, so a
+    signal that arrives as soon as we are up still shuts down cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(create_app(settings, dsn), handle_signals=False)
+    return stop
+
+
+async def _serve(settings: Settings, args: Any) -> int:
+    stop = _stop_event()
+    dsn, embedded = await _prepared(settings)
+    if embedded:
+        await _first_start(dsn)
+    app = create_app(
+        settings,
+        dsn,
+        ingest_secret=_ingest_secret(settings),
+        with_dispatcher=args.command == "serve",
+    )
+    runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     port = runner.addresses[0][1] if runner.addresses else settings.port
     url = f"http://{settings.host}:{port}"
     print(f"taskhook {__version__} listening on {url} (API base {url}/v1)", flush=True)
-    log.info("receiver.started", url=url)
+    log.info("receiver.started", url=url, role=args.command)
     await stop.wait()
     log.info("receiver.stopping")
     await runner.cleanup()
+    return 0
+
+
+async def _dispatch(settings: Settings, _args: Any) -> int:
+    """The dispatcher role alone: no HTTP server, stops on SIGTERM after draining."""
+    stop = _stop_event()
+    dsn, _ = await _prepared(settings)
+    async with db.open_pool(settings, dsn) as pool:
+        await Dispatcher(pool, dsn, settings).run(stop)
     return 0
 
 

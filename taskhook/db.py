@@ -16,6 +16,15 @@ from taskhook.settings import Settings
 
 log = get_logger(__name__)
 
+# Failures that mean "the database cannot be reached": 503 + Retry-After, not 500.
+DATABASE_DOWN = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+
 # Serializes concurrent `migrate` runs from replicas starting together.
 _MIGRATE_LOCK_ID = 0x7A5B_400C
 

@@ -229,3 +229,179 @@ DELETE FROM idempotency_keys WHERE account_id = $1 AND is_test = $2 AND key = $3
 
 -- name: prune_idempotency_keys
 DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours';
+
+-- ===== event ingest (SPEC §3) =====
+
+-- name: claim_event_id
+-- No row back: the event_id was seen before (a duplicate).
+INSERT INTO ingested_events (event_id, task_id, type) VALUES ($1, $2, $3)
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id;
+
+-- name: forget_event_id
+DELETE FROM ingested_events WHERE event_id = $1;
+
+-- name: lock_task_by_id
+-- Ingest is account-blind (task ids are global); the account's default URL comes along.
+SELECT t.*, a.default_callback_url AS account_callback_url
+FROM tasks t JOIN accounts a ON a.id = t.account_id
+WHERE t.id = $1
+FOR UPDATE OF t;
+
+-- name: mark_started
+UPDATE tasks SET work_started = true, updated_at = $2 WHERE id = $1 RETURNING *;
+
+-- name: mark_completed
+-- A completion after an earlier one (a recall in between) is a redo.
+UPDATE tasks
+SET status = 'completed', response = $2, completed_at = $3, updated_at = $3,
+    customer_review_status = 'pending',
+    times_redone = times_redone + (completed_at IS NOT NULL)::int
+WHERE id = $1
+RETURNING *;
+
+-- name: mark_errored
+UPDATE tasks
+SET status = 'error', response = $2, updated_at = $3,
+    unique_id = CASE WHEN clear_unique_id_on_error THEN NULL ELSE unique_id END
+WHERE id = $1
+RETURNING *;
+
+-- name: mark_recalled
+UPDATE tasks SET status = 'pending', work_started = false, updated_at = $2
+WHERE id = $1
+RETURNING *;
+
+-- name: mark_fixed
+-- The replaced response is appended to prior_responses; comments append, when given.
+UPDATE tasks
+SET prior_responses = coalesce(prior_responses, '[]'::jsonb) || jsonb_build_array(response),
+    response = $2,
+    customer_review_status = 'fixed',
+    customer_review_comments = CASE WHEN $3::text IS NULL THEN customer_review_comments
+                                    ELSE coalesce(customer_review_comments, '[]'::jsonb)
+                                         || jsonb_build_array($3::text) END,
+    audits = audits || jsonb_build_array($4::jsonb),
+    updated_at = $5
+WHERE id = $1
+RETURNING *;
+
+-- ===== callback delivery (SPEC §4) =====
+
+-- name: enqueue_delivery
+-- A new callback makes the task's callback_succeeded unresolved until it ends.
+WITH d AS (
+    INSERT INTO deliveries (task_id, account_id, trigger, target, host, payload, webhook_id)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    RETURNING id
+), t AS (
+    UPDATE tasks SET callback_succeeded = NULL WHERE id = $1
+)
+SELECT id FROM d;
+
+-- name: notify_new_work
+-- One wake-up per transaction that enqueued work (never per row: NOTIFY serializes commits).
+SELECT pg_notify('taskhook_deliveries', '');
+
+-- name: claim_deliveries
+-- Claims up to $1 due deliveries under a lease of $2 seconds, at most $3 per host, skipping
+-- hosts in $4 (at their in-flight cap here) and paused hosts. A claimed row's
+-- next_attempt_at is its lease end, so one due test also re-picks expired leases. A
+-- delivery waits while an earlier one of its task is unfinished (per-task order). Rows are
+-- ranked per host and taken round-robin, so one busy host cannot take every slot.
+WITH candidates AS (
+    SELECT d.id, d.host, d.next_attempt_at
+    FROM deliveries d
+    WHERE d.state IN ('pending', 'sending') AND d.next_attempt_at <= now()
+      AND d.host <> ALL ($4::text[])
+      AND NOT EXISTS (SELECT 1 FROM host_pauses h
+                      WHERE h.host = d.host AND h.paused_until > now())
+      AND NOT EXISTS (SELECT 1 FROM deliveries e
+                      WHERE e.task_id = d.task_id AND e.id < d.id
+                        AND e.state IN ('pending', 'sending'))
+    ORDER BY d.next_attempt_at, d.id
+    LIMIT $1 * 4
+    FOR UPDATE OF d SKIP LOCKED
+), ranked AS (
+    SELECT id, next_attempt_at,
+           row_number() OVER (PARTITION BY host ORDER BY next_attempt_at, id) AS per_host
+    FROM candidates
+), chosen AS (
+    SELECT id FROM ranked WHERE per_host <= $3
+    ORDER BY per_host, next_attempt_at, id
+    LIMIT $1
+)
+UPDATE deliveries d
+SET state = 'sending', attempts = d.attempts + 1, lease_token = gen_random_uuid(),
+    lease_until = now() + make_interval(secs => $2),
+    next_attempt_at = now() + make_interval(secs => $2)
+FROM chosen, accounts a
+WHERE d.id = chosen.id AND a.id = d.account_id
+RETURNING d.id, d.task_id, d.account_id, d.trigger, d.target, d.host, d.payload,
+          d.webhook_id, d.attempts, d.lease_token, d.created_at,
+          a.callback_auth_key, a.signing_secret;
+
+-- name: record_attempt
+-- Fenced by the lease token: a dispatcher whose lease was taken over writes nothing and
+-- learns it from the count. The task's callback_succeeded follows its latest delivery only.
+WITH d AS (
+    UPDATE deliveries
+    SET state = $3,
+        next_attempt_at = CASE WHEN $4::float8 IS NULL THEN next_attempt_at
+                               ELSE now() + make_interval(secs => $4) END,
+        lease_token = NULL, lease_until = NULL,
+        finished_at = CASE WHEN $3 IN ('succeeded', 'failed') THEN now() END
+    WHERE id = $1 AND lease_token = $2
+    RETURNING id, task_id, attempts
+), a AS (
+    INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms,
+                                   status_code, error, response_excerpt)
+    SELECT id, attempts, $5, $6, $7, $8, $9 FROM d
+    ON CONFLICT (delivery_id, attempt) DO NOTHING
+), t AS (
+    UPDATE tasks SET callback_succeeded = ($3 = 'succeeded')
+    FROM d
+    WHERE tasks.id = d.task_id AND $3 IN ('succeeded', 'failed')
+      AND NOT EXISTS (SELECT 1 FROM deliveries later
+                      WHERE later.task_id = d.task_id AND later.id > d.id)
+)
+SELECT count(*) FROM d;
+
+-- name: release_delivery
+-- Shutdown mid-send: hand the delivery back now; the attempt did not happen.
+UPDATE deliveries
+SET state = 'pending', next_attempt_at = now(), lease_token = NULL, lease_until = NULL,
+    attempts = attempts - 1
+WHERE id = $1 AND lease_token = $2;
+
+-- name: pause_host
+INSERT INTO host_pauses (host, paused_until) VALUES ($1, now() + make_interval(secs => $2))
+ON CONFLICT (host) DO UPDATE
+SET paused_until = greatest(host_pauses.paused_until, EXCLUDED.paused_until);
+
+-- name: task_deliveries
+-- GET /v1/task/{id}/callbacks: oldest delivery first, attempts in order.
+SELECT d.id, d.trigger, d.state, d.created_at,
+       coalesce(jsonb_agg(jsonb_build_object(
+                    'attempt', a.attempt,
+                    'started_at', to_char(a.started_at AT TIME ZONE 'UTC',
+                                          'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                    'duration_ms', a.duration_ms, 'status_code', a.status_code,
+                    'error', a.error, 'response_excerpt', a.response_excerpt)
+                ORDER BY a.attempt) FILTER (WHERE a.delivery_id IS NOT NULL),
+                '[]'::jsonb) AS attempts
+FROM deliveries d LEFT JOIN delivery_attempts a ON a.delivery_id = d.id
+WHERE d.task_id = $1
+GROUP BY d.id
+ORDER BY d.id;
+
+-- name: latest_delivery_payload
+SELECT payload FROM deliveries WHERE task_id = $1 ORDER BY id DESC LIMIT 1;
+
+-- name: queue_stats
+SELECT count(*) AS depth,
+       coalesce(extract(epoch FROM now() - min(next_attempt_at)
+                        FILTER (WHERE state = 'pending' AND next_attempt_at <= now())), 0)
+           AS oldest_due_age
+FROM deliveries
+WHERE state IN ('pending', 'sending');

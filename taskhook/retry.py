@@ -9,9 +9,10 @@ so retries of many deliveries that failed together do not arrive together.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+
+from taskhook.delivery import Outcome
 
 # seconds: round(5 * 1.586**i) for i in 0..19; sum = 86,517 s (24 h 2 min)
 DEFAULT_SCHEDULE: tuple[float, ...] = (
@@ -41,24 +42,6 @@ JITTER = 0.20
 RETRY_AFTER_CAP = 3600.0
 # Timeouts and 429s without Retry-After wait at least this long (Svix's floor).
 SLOW_DOWN_FLOOR = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one attempt produced, as the retry policy sees it."""
-
-    status_code: int | None = None  # None: no HTTP answer (timeout, connection error)
-    error: str | None = None  # error class, e.g. "timeout", "connect_error"
-    retry_after: float | None = None  # seconds, from a 429/503 Retry-After header
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-    @property
-    def gone(self) -> bool:
-        """410 Gone: the receiver says this callback will never be accepted."""
-        return self.status_code == 410
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
 from taskhook.accounts import Principal
+from taskhook.delivery import AttemptResult, Claimed
 from taskhook.errors import Conflict
 from taskhook.queries import queries
 
@@ -289,3 +291,152 @@ async def idempotency_complete(conn: Conn, p: Principal, key: str, status: int, 
 
 async def idempotency_release(conn: Conn, p: Principal, key: str) -> None:
     await conn.execute(queries["idempotency_release"], *_who(p), key)
+
+
+# --- event ingest --------------------------------------------------------------------
+
+
+async def claim_event_id(conn: Conn, event_id: str, task_id: str, type_: str) -> bool:
+    """True if the event is new; False if this event_id was applied before."""
+    return await conn.fetchval(queries["claim_event_id"], event_id, task_id, type_) is not None
+
+
+async def forget_event_id(conn: Conn, event_id: str) -> None:
+    await conn.execute(queries["forget_event_id"], event_id)
+
+
+async def lock_task_by_id(conn: Conn, task_id: str) -> Row | None:
+    return await conn.fetchrow(queries["lock_task_by_id"], task_id)
+
+
+async def _changed(conn: Conn, name: str, *args: Any) -> Row:
+    row = await conn.fetchrow(queries[name], *args)
+    assert row is not None, f"{name}: the locked task vanished"
+    return row
+
+
+async def mark_started(conn: Conn, task_id: str, at: datetime) -> Row:
+    return await _changed(conn, "mark_started", task_id, at)
+
+
+async def mark_completed(conn: Conn, task_id: str, response: Any, at: datetime) -> Row:
+    return await _changed(conn, "mark_completed", task_id, response, at)
+
+
+async def mark_errored(conn: Conn, task_id: str, response: Any, at: datetime) -> Row:
+    return await _changed(conn, "mark_errored", task_id, response, at)
+
+
+async def mark_recalled(conn: Conn, task_id: str, at: datetime) -> Row:
+    return await _changed(conn, "mark_recalled", task_id, at)
+
+
+async def mark_fixed(
+    conn: Conn,
+    task_id: str,
+    response: Any,
+    comment: str | None,
+    audit: dict[str, Any],
+    at: datetime,
+) -> Row:
+    return await _changed(conn, "mark_fixed", task_id, response, comment, audit, at)
+
+
+# --- deliveries ----------------------------------------------------------------------
+
+
+async def enqueue_delivery(
+    conn: Conn,
+    task_id: str,
+    account_id: str,
+    trigger: str,
+    target: str,
+    host: str,
+    payload: dict[str, Any],
+    webhook_id: str,
+) -> int:
+    return int(
+        await conn.fetchval(
+            queries["enqueue_delivery"],
+            task_id,
+            account_id,
+            trigger,
+            target,
+            host,
+            payload,
+            webhook_id,
+        )
+    )
+
+
+async def notify_new_work(conn: Conn) -> None:
+    await conn.execute(queries["notify_new_work"])
+
+
+async def claim_deliveries(
+    conn: Conn, limit: int, lease_seconds: float, per_host: int, skip_hosts: list[str]
+) -> list[Claimed]:
+    rows = await conn.fetch(queries["claim_deliveries"], limit, lease_seconds, per_host, skip_hosts)
+    return [
+        Claimed(
+            id=r["id"],
+            task_id=r["task_id"],
+            account_id=r["account_id"],
+            trigger=r["trigger"],
+            target=r["target"],
+            host=r["host"],
+            payload=r["payload"],
+            webhook_id=r["webhook_id"],
+            attempt=r["attempts"],
+            lease_token=r["lease_token"],
+            callback_auth_key=r["callback_auth_key"],
+            signing_secret=r["signing_secret"],
+            created_at=r["created_at"],
+        )
+        for r in rows
+    ]
+
+
+async def record_attempt(
+    conn: Conn, d: Claimed, state: str, delay: float | None, result: AttemptResult
+) -> bool:
+    """Write the attempt and the delivery's next state; False if the lease was lost."""
+    o = result.outcome
+    kept = await conn.fetchval(
+        queries["record_attempt"],
+        d.id,
+        d.lease_token,
+        state,
+        delay,
+        result.started_at,
+        result.duration_ms,
+        o.status_code,
+        o.error,
+        result.excerpt,
+    )
+    return bool(kept)
+
+
+async def release_delivery(conn: Conn, delivery_id: int, lease_token: UUID) -> None:
+    await conn.execute(queries["release_delivery"], delivery_id, lease_token)
+
+
+async def pause_host(conn: Conn, host: str, seconds: float) -> None:
+    await conn.execute(queries["pause_host"], host, seconds)
+
+
+async def task_deliveries(conn: Conn, task_id: str) -> list[Row]:
+    return await conn.fetch(queries["task_deliveries"], task_id)
+
+
+async def latest_delivery_payload(conn: Conn, task_id: str) -> dict[str, Any] | None:
+    payload: dict[str, Any] | None = await conn.fetchval(
+        queries["latest_delivery_payload"], task_id
+    )
+    return payload
+
+
+async def queue_stats(conn: Conn) -> Row:
+    row = await conn.fetchrow(queries["queue_stats"])
+    assert row is not None
+    return row

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from taskhook import store
+from taskhook import callbacks, store
 from taskhook.accounts import Principal
 from taskhook.errors import BadRequest, NotFound
 from taskhook.models import TaskCreate
@@ -94,7 +94,7 @@ async def create_task(
     params = {**defaults, **body.params()}
     check_required(task_type, {**params, "instruction": instruction})
     completed = p.is_test  # test keys complete at once (SPEC §8)
-    return await store.insert_task(
+    row = await store.insert_task(
         conn,
         p,
         {
@@ -116,9 +116,12 @@ async def create_task(
             "customer_review_status": "pending" if completed else None,
         },
     )
+    if completed:  # a test task's completion calls back like any other (same transaction)
+        await callbacks.trigger(conn, row, "completed")
+    return row
 
 
-async def _locked(conn: asyncpg.Connection, p: Principal, task_id: str) -> asyncpg.Record:
+async def locked_task(conn: asyncpg.Connection, p: Principal, task_id: str) -> asyncpg.Record:
     row = await store.lock_task(conn, p, task_id)
     if row is None:
         raise NotFound(TASK_NOT_FOUND)
@@ -136,7 +139,7 @@ async def cancel_task(
     conn: asyncpg.Connection, p: Principal, task_id: str, clear_unique_id: bool
 ) -> asyncpg.Record:
     """Pending and not started, or already canceled (idempotent): 200. Otherwise 400."""
-    task = await _locked(conn, p, task_id)
+    task = await locked_task(conn, p, task_id)
     if task["status"] in ("completed", "error"):
         raise BadRequest(f"Task {task_id} is {task['status']} and can no longer be canceled.")
     if task["status"] == "pending" and task["work_started"]:
@@ -150,7 +153,7 @@ async def cancel_task(
 async def audit_task(
     conn: asyncpg.Connection, p: Principal, task_id: str, accepted: bool, comments: str | None
 ) -> asyncpg.Record:
-    task = await _locked(conn, p, task_id)
+    task = await locked_task(conn, p, task_id)
     if task["status"] != "completed":
         raise BadRequest(
             f"Only completed tasks can be audited; task {task_id} is {task['status']}."
@@ -164,13 +167,14 @@ async def audit_task(
     }
     row = await store.record_audit(conn, p, task_id, result, comments, audit)
     assert row is not None
+    await callbacks.trigger(conn, row, "audit", p.default_callback_url)
     return row
 
 
 async def set_unique_id(
     conn: asyncpg.Connection, p: Principal, task_id: str, unique_id: str | None
 ) -> asyncpg.Record:
-    await _locked(conn, p, task_id)
+    await locked_task(conn, p, task_id)
     if unique_id is not None:
         check_unique_id(unique_id)
     row = await store.set_unique_id(conn, p, task_id, unique_id)
@@ -193,7 +197,7 @@ async def change_tags(
 ) -> asyncpg.Record:
     """mode 'set' replaces, 'add' appends new ones, 'delete' removes the given ones."""
     given = normalize_tags(data, "body") if mode != "delete" else _tag_list(data)
-    task = await _locked(conn, p, task_id)
+    task = await locked_task(conn, p, task_id)
     current = list(task["tags"] or [])
     if mode == "set":
         tags = given

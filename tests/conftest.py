@@ -4,6 +4,7 @@ database per test, the real receiver on 127.0.0.1, and accounts with real keys."
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 import shutil
 import tempfile
@@ -113,10 +114,19 @@ def settings() -> Settings:
     return Settings(database_url="unused", log_format="json")
 
 
+INGEST_SECRET = "whsec_" + base64.b64encode(b"taskhook-tests-ingest-secret-32b").decode()
+
+
+@pytest.fixture
+def ingest_secret() -> str:
+    return INGEST_SECRET
+
+
 @pytest.fixture
 async def base_url(aiohttp_server: Any, settings: Settings, pool: asyncpg.Pool) -> str:
     """The real receiver, listening on 127.0.0.1, sharing the test's pool."""
-    server = await aiohttp_server(create_app(settings, pool=pool), host="127.0.0.1")
+    app = create_app(settings, pool=pool, ingest_secret=INGEST_SECRET)
+    server = await aiohttp_server(app, host="127.0.0.1")
     return f"http://127.0.0.1:{server.port}"
 
 

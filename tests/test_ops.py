@@ -13,7 +13,7 @@ from taskhook import db
 from taskhook.logs import configure_logging, get_logger
 from taskhook.receiver.app import create_app
 from taskhook.settings import Settings
-from tests.conftest import Api
+from tests.conftest import INGEST_SECRET, Api
 
 
 async def test_healthz_and_readyz_need_no_key(http: aiohttp.ClientSession, base_url: str) -> None:
@@ -28,7 +28,9 @@ async def test_readyz_is_503_when_the_database_is_gone(
 ) -> None:
     """Readiness fails (503 with Retry-After) when the database cannot be reached."""
     pool = await db.create_pool(dsn, min_size=1, max_size=1)
-    server = await aiohttp_server(create_app(Settings(database_url="unused"), pool=pool))
+    server = await aiohttp_server(
+        create_app(Settings(database_url="unused"), pool=pool, ingest_secret=INGEST_SECRET)
+    )
     await pool.close()
     async with http.get(f"http://127.0.0.1:{server.port}/readyz") as resp:
         assert resp.status == 503

@@ -1,36 +1,71 @@
-"""The aiohttp application factory of the receiver."""
+"""The aiohttp application factory of the receiver (and, in `serve`, its dispatcher)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import asyncpg
 from aiohttp import web
+from standardwebhooks.webhooks import Webhook
 
 from taskhook import store
 from taskhook.db import create_pool
-from taskhook.receiver import batches_api, ops, projects_api, tasks_api
-from taskhook.receiver.keys import POOL, SETTINGS, TOKEN_KEY
+from taskhook.dispatcher.loop import Dispatcher
+from taskhook.receiver import (
+    batches_api,
+    callbacks_api,
+    events_api,
+    ops,
+    projects_api,
+    tasks_api,
+)
+from taskhook.receiver.keys import DISPATCHER, INGEST, POOL, SETTINGS, TOKEN_KEY
 from taskhook.receiver.middleware import auth, errors, request_context, url_text
 from taskhook.settings import Settings
 
+Ctx = Callable[[web.Application], AsyncIterator[None]]
+ROUTES = (
+    ops.routes,
+    events_api.routes,
+    callbacks_api.routes,
+    tasks_api.routes,
+    batches_api.routes,
+    projects_api.routes,
+)
+
 
 def create_app(
-    settings: Settings, dsn: str | None = None, pool: asyncpg.Pool | None = None
+    settings: Settings,
+    dsn: str | None = None,
+    pool: asyncpg.Pool | None = None,
+    *,
+    ingest_secret: str,
+    with_dispatcher: bool = False,
 ) -> web.Application:
-    """Build the app on a DSN (the app owns its pool) or on a pool the caller owns."""
+    """Build the app on a DSN (the app owns its pool) or on a pool the caller owns.
+
+    with_dispatcher: also run the delivery loop in this process (`taskhook serve`); it
+    needs the DSN for its LISTEN connection.
+    """
     app = web.Application(
         middlewares=[request_context, errors, auth, url_text],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[INGEST] = Webhook(ingest_secret)
+    # Order matters: the pool opens first and closes last; the dispatcher stops before it.
     app.cleanup_ctx.append(_database(settings, dsn, pool))
-    for table in (ops.routes, tasks_api.routes, batches_api.routes, projects_api.routes):
+    if with_dispatcher:
+        assert dsn is not None, "the in-process dispatcher needs a DSN to LISTEN on"
+        app.cleanup_ctx.append(_dispatcher(settings, dsn))
+    for table in ROUTES:
         app.router.add_routes(table)
     return app
 
 
-def _database(settings: Settings, dsn: str | None, given: asyncpg.Pool | None):  # type: ignore[no-untyped-def]
+def _database(settings: Settings, dsn: str | None, given: asyncpg.Pool | None) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         pool = given
         if pool is None:
@@ -43,5 +78,18 @@ def _database(settings: Settings, dsn: str | None, given: asyncpg.Pool | None): 
         yield
         if given is None:
             await pool.close()
+
+    return ctx
+
+
+def _dispatcher(settings: Settings, dsn: str) -> Ctx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        dispatcher = Dispatcher(app[POOL], dsn, settings)
+        app[DISPATCHER] = dispatcher
+        stop = asyncio.Event()
+        running: asyncio.Task[Any] = asyncio.create_task(dispatcher.run(stop))
+        yield
+        stop.set()  # stop claiming, drain in-flight callbacks within the grace time
+        await running
 
     return ctx

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncpg
 from aiohttp import web
+from standardwebhooks.webhooks import Webhook
 
 from taskhook.accounts import Principal
+from taskhook.dispatcher.loop import Dispatcher
 from taskhook.settings import Settings
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 SETTINGS = web.AppKey("settings", Settings)
 TOKEN_KEY = web.AppKey("token_key", bytes)
+INGEST = web.AppKey("ingest", Webhook)  # verifies POST /v1/events
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)  # present when it runs in this process
 
 # Request-scoped: set by the middlewares.
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -8,11 +8,12 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
-import asyncpg
 import structlog
 from aiohttp import web
 
+from taskhook import metrics
 from taskhook.accounts import authenticate
+from taskhook.db import DATABASE_DOWN
 from taskhook.errors import ApiError, TooManyRequests
 from taskhook.logs import get_logger
 from taskhook.receiver.keys import POOL, PRINCIPAL, REQUEST_ID
@@ -23,17 +24,9 @@ log = get_logger("taskhook.receiver")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Paths that need no API key.
-_PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics")
+_PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/v1/events")  # events: signed
 _UNAUTHORIZED = "Please provide a valid API key (HTTP Basic user name, or Bearer token)."
 _RETRY_AFTER_DB_DOWN = "2"  # seconds
-# Failures that mean "the database cannot be reached": 503 + Retry-After, not 500.
-DATABASE_DOWN = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-)
 
 
 @web.middleware
@@ -51,6 +44,10 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response.headers["X-Request-Id"] = request_id
         return response
     finally:
+        route = request.match_info.route.resource
+        metrics.REQUESTS.labels(
+            request.method, route.canonical if route else "unmatched", str(status)
+        ).inc()
         log.info(
             "http.request",
             method=request.method,

@@ -1,16 +1,19 @@
-"""Operations endpoints: liveness and readiness."""
+"""Operations endpoints: liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
 import asyncio
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from taskhook.receiver.keys import POOL
+from taskhook import metrics, store
+from taskhook.receiver.keys import DISPATCHER, POOL, SETTINGS
 from taskhook.receiver.responses import error, ok
 
 routes = web.RouteTableDef()
 READY_TIMEOUT = 2.0  # seconds a readiness probe may wait for the database
+STUCK_AFTER = 30.0  # seconds without a loop turn before the dispatcher counts as stuck
 
 
 @routes.get("/healthz")
@@ -21,10 +24,28 @@ async def healthz(_request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the database answers; a load balancer stops routing here otherwise."""
+    """Ready when the database answers and, if it runs here, the dispatcher loop turns."""
     try:
         async with asyncio.timeout(READY_TIMEOUT):
             await request.app[POOL].fetchval("SELECT 1")
-    except (TimeoutError, OSError, Exception):  # any failure means "not ready"
+    except Exception:  # any failure means "not ready"
         return error(503, "The database is not reachable.", {"Retry-After": "2"})
+    dispatcher = request.app.get(DISPATCHER)
+    if dispatcher is not None:
+        limit = max(STUCK_AFTER, 10 * request.app[SETTINGS].poll_interval)
+        if dispatcher.seconds_since_heartbeat() > limit:
+            return error(503, "The dispatcher loop is stuck.", {"Retry-After": "5"})
     return ok({"status": "ready"})
+
+
+@routes.get("/metrics")
+async def prometheus(request: web.Request) -> web.Response:
+    """Prometheus text format; queue gauges are read from the database at scrape time."""
+    try:
+        stats = await store.queue_stats(request.app[POOL])
+        metrics.QUEUE_DEPTH.set(stats["depth"])
+        metrics.OLDEST_DUE_AGE.set(float(stats["oldest_due_age"]))
+    except Exception:  # the counters still help while the database is down
+        metrics.QUEUE_DEPTH.set(float("nan"))
+    body = generate_latest()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

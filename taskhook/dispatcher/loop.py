@@ -1,0 +1,190 @@
+"""The delivery loop: claim due callbacks, send each without holding a connection, record.
+
+One loop claims in batches (FOR UPDATE SKIP LOCKED, under a lease) as long as it has free
+slots; each claimed delivery runs as its own asyncio task. A NOTIFY wakes the loop when new
+work is enqueued; a poll every `poll_interval` is the guarantee. Per-host in-flight counts
+keep a slow host from filling every slot: hosts at their cap are left out of the claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Awaitable
+
+import aiohttp
+import asyncpg
+import structlog
+
+from taskhook import metrics, store
+from taskhook.db import DATABASE_DOWN
+from taskhook.delivery import AttemptResult, Claimed
+from taskhook.dispatcher.listener import Listener
+from taskhook.dispatcher.sender import SendConfig, send
+from taskhook.dispatcher.targets import VettingResolver
+from taskhook.logs import get_logger
+from taskhook.retry import host_pause, next_delay
+from taskhook.settings import Settings
+
+log = get_logger("taskhook.dispatcher")
+CLAIM_ERROR_BACKOFF = 1.0  # seconds to wait after a failed claim (database down)
+# Outcomes that no retry can change: give up at once.
+_FINAL_ERRORS = frozenset({"forbidden_target", "smtp_not_configured"})
+
+
+async def _wait_any(*aws: Awaitable[object], seconds: float) -> None:
+    """Return when the first of `aws` completes, or after `seconds`."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+class Dispatcher:
+    def __init__(self, pool: asyncpg.Pool, dsn: str, settings: Settings) -> None:
+        self.pool, self.settings = pool, settings
+        self.listener = Listener(dsn, settings.poll_interval)
+        self.send_config = SendConfig(
+            settings.connect_timeout,
+            settings.total_timeout,
+            settings.max_response_bytes,
+            settings.allow_private_targets,
+        )
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.per_host: Counter[str] = Counter()
+        self.slot_freed = asyncio.Event()
+        self.heartbeat = time.monotonic()
+        self.session: aiohttp.ClientSession | None = None
+
+    def seconds_since_heartbeat(self) -> float:
+        return time.monotonic() - self.heartbeat
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set, then drain in-flight callbacks (bounded by grace)."""
+        connector = aiohttp.TCPConnector(
+            resolver=VettingResolver(self.settings.allow_private_targets), limit=0
+        )
+        async with aiohttp.ClientSession(connector=connector) as self.session:
+            listening = asyncio.create_task(self.listener.run(stop))
+            log.info("dispatcher.started")
+            try:
+                while not stop.is_set():
+                    await self._step(stop)
+            finally:
+                await self._drain()
+                listening.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listening
+                log.info("dispatcher.stopped")
+
+    async def _step(self, stop: asyncio.Event) -> None:
+        self.heartbeat = time.monotonic()
+        free = self.settings.dispatch_concurrency - len(self.in_flight)
+        claimed = await self._claim(free) if free > 0 else []
+        for delivery in claimed:
+            self._start(delivery)
+        if len(claimed) < max(free, 1):  # caught up (or full): wait for a reason to look
+            self.listener.wake.clear()
+            self.slot_freed.clear()
+            await _wait_any(
+                self.listener.wake.wait(),
+                self.slot_freed.wait(),
+                stop.wait(),
+                seconds=self.settings.poll_interval,
+            )
+
+    async def _claim(self, free: int) -> list[Claimed]:
+        full = [h for h, n in self.per_host.items() if n >= self.settings.per_host_concurrency]
+        try:
+            return await store.claim_deliveries(
+                self.pool,
+                min(free, self.settings.claim_batch),
+                self.settings.lease_seconds,
+                self.settings.per_host_concurrency,
+                full,
+            )
+        except DATABASE_DOWN:
+            log.warning("dispatcher.claim_failed", exc_info=True)
+            await asyncio.sleep(CLAIM_ERROR_BACKOFF)
+            return []
+
+    def _start(self, d: Claimed) -> None:
+        self.per_host[d.host] += 1
+        task = asyncio.create_task(self._deliver(d))
+        self.in_flight.add(task)
+        task.add_done_callback(lambda t, host=d.host: self._finished(t, host))
+
+    def _finished(self, task: asyncio.Task[None], host: str) -> None:
+        self.in_flight.discard(task)
+        self.per_host[host] -= 1
+        if self.per_host[host] <= 0:
+            del self.per_host[host]
+        self.slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery.crashed", exc_info=task.exception())
+
+    async def _deliver(self, d: Claimed) -> None:
+        structlog.contextvars.bind_contextvars(
+            delivery_id=d.id, task_id=d.task_id, attempt=d.attempt, host=d.host
+        )
+        assert self.session is not None
+        try:
+            result = await send(self.session, d, self.send_config)
+        except asyncio.CancelledError:
+            # Shutdown mid-send: hand the delivery back at once instead of after the lease.
+            await asyncio.shield(store.release_delivery(self.pool, d.id, d.lease_token))
+            raise
+        await self._record(d, result)
+
+    async def _record(self, d: Claimed, result: AttemptResult) -> None:
+        outcome = result.outcome
+        delay = None
+        if outcome.succeeded:
+            state = "succeeded"
+        else:
+            if outcome.error not in _FINAL_ERRORS:
+                delay = next_delay(d.attempt, outcome, self.settings.retry_schedule)
+            state = "failed" if delay is None else "pending"
+        if delay is not None:
+            delay *= self.settings.retry_time_scale
+        pause = host_pause(outcome)
+        if pause is not None:
+            await store.pause_host(self.pool, d.host, pause * self.settings.retry_time_scale)
+        kept = await store.record_attempt(self.pool, d, state, delay, result)
+        self._log_outcome(d, result, state, delay, kept)
+
+    def _log_outcome(
+        self, d: Claimed, result: AttemptResult, state: str, delay: float | None, kept: bool
+    ) -> None:
+        o = result.outcome
+        fields = {"status_code": o.status_code, "error": o.error, "duration_ms": result.duration_ms}
+        metrics.record_attempt(state, o.status_code, o.error, result.duration_ms, d.created_at)
+        if not kept:
+            log.warning("delivery.lease_lost", **fields)
+            return
+        log.info("delivery.attempted", **fields)
+        if state == "succeeded":
+            log.info("delivery.succeeded", **fields)
+        elif state == "pending":
+            log.info("delivery.retry_scheduled", delay_s=round(delay or 0, 3), **fields)
+        else:
+            log.warning(
+                "delivery.exhausted" if o.error is None and not o.gone else "delivery.given_up",
+                **fields,
+            )
+
+    async def _drain(self) -> None:
+        """Stop claiming; let in-flight callbacks finish within the grace time, then cancel."""
+        if self.in_flight:
+            log.info("dispatcher.draining", in_flight=len(self.in_flight))
+            _, pending = await asyncio.wait(
+                set(self.in_flight), timeout=self.settings.shutdown_grace
+            )
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)

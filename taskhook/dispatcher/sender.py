@@ -1,0 +1,99 @@
+"""One delivery attempt: build the signed request, POST it, classify what came back.
+
+No database here: the caller claimed the delivery (and released its connection) before,
+and records the result after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+from standardwebhooks.webhooks import Webhook
+
+from taskhook import __version__
+from taskhook.delivery import AttemptResult, Claimed, Outcome
+from taskhook.dispatcher.targets import TargetRefused, check_url, refused
+from taskhook.retry import parse_retry_after
+
+EXCERPT_CHARS = 1000  # stored per attempt; enough to see an error page's gist
+USER_AGENT = f"taskhook/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class SendConfig:
+    connect_timeout: float
+    total_timeout: float
+    max_response_bytes: int
+    allow_private: bool
+
+
+def request_parts(d: Claimed, now: datetime) -> tuple[bytes, dict[str, str]]:
+    """The exact body bytes and headers of SPEC §4; the signature covers those bytes."""
+    body = json.dumps(d.payload, separators=(",", ":"), ensure_ascii=False)
+    signature = Webhook(d.signing_secret).sign(d.webhook_id, now, body)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "scale-callback-auth": d.callback_auth_key,
+        "webhook-id": d.webhook_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+    }
+    return body.encode(), headers
+
+
+def _is_email(target: str) -> bool:
+    return "://" not in target and "@" in target
+
+
+async def send(session: aiohttp.ClientSession, d: Claimed, cfg: SendConfig) -> AttemptResult:
+    started_at = datetime.now(UTC)
+    began = time.perf_counter()
+    excerpt = ""
+    try:
+        if _is_email(d.target):
+            outcome = Outcome(error="smtp_not_configured")
+        else:
+            outcome, excerpt = await _post(session, d, cfg, started_at)
+    except TargetRefused:
+        outcome = Outcome(error="forbidden_target")
+    except TimeoutError:
+        outcome = Outcome(error="timeout")
+    except aiohttp.ClientError as exc:
+        outcome = Outcome(error=_error_class(exc))
+    duration_ms = round((time.perf_counter() - began) * 1000)
+    return AttemptResult(started_at, duration_ms, outcome, excerpt)
+
+
+async def _post(
+    session: aiohttp.ClientSession, d: Claimed, cfg: SendConfig, now: datetime
+) -> tuple[Outcome, str]:
+    check_url(d.target, cfg.allow_private)
+    body, headers = request_parts(d, now)
+    timeout = aiohttp.ClientTimeout(total=cfg.total_timeout, connect=cfg.connect_timeout)
+    async with session.post(
+        d.target, data=body, headers=headers, allow_redirects=False, timeout=timeout
+    ) as resp:
+        head = await asyncio.wait_for(
+            resp.content.read(cfg.max_response_bytes), timeout=cfg.total_timeout
+        )
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        outcome = Outcome(status_code=resp.status, retry_after=retry_after)
+    return outcome, head.decode("utf-8", "replace")[:EXCERPT_CHARS]
+
+
+def _error_class(exc: aiohttp.ClientError) -> str:
+    if refused(exc):
+        return "forbidden_target"
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connect_error"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "disconnected"
+    return "http_error"

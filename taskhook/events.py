@@ -1,0 +1,146 @@
+"""Workforce events (SPEC §3): validate a whole request, then apply it in one transaction.
+
+Each event moves its task as the table says; every callback trigger enqueues a delivery
+in the same transaction. A rejected event (unknown task, wrong state) does not stop the
+others, and its event_id is not kept, so it may be sent again once it applies.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from taskhook import callbacks, store
+from taskhook.errors import BadRequest
+from taskhook.serialize import iso
+from taskhook.validation import format_validation_error
+
+MAX_EVENTS = 1000
+EventType = Literal["task.started", "task.completed", "task.errored", "task.recalled", "task.fixed"]
+# Which status each event needs, and which callback trigger it fires (None: no callback).
+NEEDS: dict[str, str] = {
+    "task.started": "pending",
+    "task.completed": "pending",
+    "task.errored": "pending",
+    "task.recalled": "completed",
+    "task.fixed": "completed",
+}
+TRIGGER: dict[str, str | None] = {
+    "task.started": None,
+    "task.completed": "completed",
+    "task.errored": "error",
+    "task.recalled": "recalled",
+    "task.fixed": "fixed",
+}
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    event_id: str = Field(min_length=1, max_length=200)
+    type: EventType
+    task_id: str = Field(min_length=1, max_length=200)
+    occurred_at: datetime | None = Field(None, strict=False)
+    response: dict[str, Any] | None = None
+    error: str | None = Field(None, max_length=10_000)
+    attachments: list[Any] | None = None
+    audited_by: str | None = Field(None, max_length=500)
+    audit_time_secs: float | None = Field(None, ge=0, strict=False)
+    comments: str | None = Field(None, max_length=10_000)
+
+    def when(self) -> datetime:
+        at = self.occurred_at or datetime.now(UTC)
+        return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def parse_events(data: Any) -> list[Event]:
+    """The whole body must be valid before anything is applied: 400 names event and field."""
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise BadRequest("body is an empty array; send at least one event.")
+    if len(items) > MAX_EVENTS:
+        raise BadRequest(f"body has {len(items)} events; at most {MAX_EVENTS} per request.")
+    return [_parse_one(i, item) for i, item in enumerate(items)]
+
+
+def _parse_one(index: int, item: Any) -> Event:
+    where = f"event {index}"
+    if isinstance(item, dict) and isinstance(item.get("event_id"), str):
+        where += f" (event_id {item['event_id']!r})"
+    if not isinstance(item, dict):
+        raise BadRequest(f"{where}: must be a JSON object.")
+    try:
+        event = Event.model_validate(item)
+    except ValidationError as exc:
+        raise BadRequest(f"{where}: " + format_validation_error(exc, "event")) from None
+    if event.type in ("task.completed", "task.fixed") and event.response is None:
+        raise BadRequest(f"{where}: 'response' (an object) is required for {event.type}.")
+    if event.type == "task.errored" and not event.error:
+        raise BadRequest(f"{where}: 'error' is required for task.errored.")
+    return event
+
+
+async def apply(conn: asyncpg.Connection, events: list[Event]) -> list[dict[str, Any]]:
+    """Apply in input order; the caller holds the transaction. One NOTIFY at the end
+    wakes the dispatchers if any callback was enqueued (never one per event)."""
+    results = []
+    enqueued = False
+    for event in events:
+        result, queued = await _apply_one(conn, event)
+        results.append(result)
+        enqueued = enqueued or queued
+    if enqueued:
+        await store.notify_new_work(conn)
+    return results
+
+
+async def _apply_one(conn: asyncpg.Connection, ev: Event) -> tuple[dict[str, Any], bool]:
+    if not await store.claim_event_id(conn, ev.event_id, ev.task_id, ev.type):
+        return {"event_id": ev.event_id, "status": "duplicate"}, False
+    task = await store.lock_task_by_id(conn, ev.task_id)
+    reason = _refusal(task, ev)
+    if reason is not None:
+        await store.forget_event_id(conn, ev.event_id)
+        return {"event_id": ev.event_id, "status": "rejected", "error": reason}, False
+    assert task is not None
+    row = await _transition(conn, ev)
+    trigger = TRIGGER[ev.type]
+    queued = (
+        trigger is not None
+        and await callbacks.enqueue(conn, row, trigger, task["account_callback_url"]) is not None
+    )
+    return {"event_id": ev.event_id, "status": "applied"}, queued
+
+
+def _refusal(task: asyncpg.Record | None, ev: Event) -> str | None:
+    if task is None:
+        return f"Task {ev.task_id} not found."
+    needed = NEEDS[ev.type]
+    if task["status"] != needed:
+        return f"{ev.type} needs a {needed} task; task {ev.task_id} is {task['status']}."
+    return None
+
+
+async def _transition(conn: asyncpg.Connection, ev: Event) -> asyncpg.Record:
+    at = ev.when()
+    if ev.type == "task.started":
+        return await store.mark_started(conn, ev.task_id, at)
+    if ev.type == "task.completed":
+        return await store.mark_completed(conn, ev.task_id, ev.response, at)
+    if ev.type == "task.errored":
+        response = {"error": ev.error, "attachments": ev.attachments or []}
+        return await store.mark_errored(conn, ev.task_id, response, at)
+    if ev.type == "task.recalled":
+        return await store.mark_recalled(conn, ev.task_id, at)
+    audit = {
+        "audited_by": ev.audited_by or "scale",
+        "audited_at": iso(at),
+        "audit_result": "fixed",
+        "audit_source": "scale",
+    }
+    if ev.audit_time_secs is not None:
+        audit["audit_time_secs"] = ev.audit_time_secs
+    return await store.mark_fixed(conn, ev.task_id, ev.response, ev.comments, audit, at)

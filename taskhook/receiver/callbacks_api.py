@@ -1,0 +1,56 @@
+"""A task's callback deliveries and attempts, and resending its latest callback."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from taskhook import callbacks, store, tasks
+from taskhook.errors import BadRequest
+from taskhook.logs import get_logger
+from taskhook.receiver.keys import POOL, principal
+from taskhook.receiver.responses import ok
+from taskhook.serialize import iso
+
+log = get_logger("taskhook.callbacks")
+routes = web.RouteTableDef()
+
+
+@routes.get("/v1/task/{task_id}/callbacks")
+async def list_callbacks(request: web.Request) -> web.Response:
+    """SPEC §8's shape, oldest delivery first."""
+    pool = request.app[POOL]
+    task = await tasks.get_task(pool, principal(request), request.match_info["task_id"])
+    rows = await store.task_deliveries(pool, task["id"])
+    deliveries = [
+        {
+            "delivery_id": r["id"],
+            "trigger": r["trigger"],
+            "state": r["state"],
+            "created_at": iso(r["created_at"]),
+            "attempts": r["attempts"],
+        }
+        for r in rows
+    ]
+    return ok({"task_id": task["id"], "deliveries": deliveries})
+
+
+@routes.post("/v1/task/{task_id}/callbacks/resend")
+async def resend(request: web.Request) -> web.Response:
+    """Send the latest callback body again, as a new delivery (new webhook-id)."""
+    who = principal(request)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        task = await tasks.locked_task(conn, who, request.match_info["task_id"])
+        body = await store.latest_delivery_payload(conn, task["id"])
+        if body is None and task["status"] == "pending":
+            raise BadRequest(f"Task {task['id']} has not called back yet; nothing to resend.")
+        delivery_id = await callbacks.enqueue(
+            conn, task, "resend", who.default_callback_url, body=body
+        )
+        if delivery_id is None:
+            raise BadRequest(
+                f"Task {task['id']} has no callback_url and the account has no "
+                "default callback URL."
+            )
+        await store.notify_new_work(conn)
+    log.info("delivery.resend_requested", task_id=task["id"], delivery_id=delivery_id)
+    return ok({"task_id": task["id"], "delivery_id": delivery_id, "state": "pending"})
