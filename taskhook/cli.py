@@ -56,9 +56,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"taskhook: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
-    runner = {"serve": _serve, "receiver": _serve, "migrate": _migrate, "accounts": _accounts}[
-        args.command
-    ]
+    runner = {
+        "serve": _serve,
+        "receiver": _serve,
+        "dispatcher": _dispatch,
+        "migrate": _migrate,
+        "accounts": _accounts,
+    }[args.command]
     with contextlib.suppress(ImportError):
         import uvloop
 

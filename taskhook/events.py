@@ -125,22 +125,23 @@ def _refusal(task: asyncpg.Record | None, ev: Event) -> str | None:
 
 
 async def _transition(conn: asyncpg.Connection, ev: Event) -> asyncpg.Record:
-    at = ev.when()
+    """occurred_at sets completed_at and a fix's audited_at; updated_at is always the
+    time of the change here, so a late event still shows up to updated_after polling."""
     if ev.type == "task.started":
-        return await store.mark_started(conn, ev.task_id, at)
+        return await store.mark_started(conn, ev.task_id)
     if ev.type == "task.completed":
-        return await store.mark_completed(conn, ev.task_id, ev.response, at)
+        return await store.mark_completed(conn, ev.task_id, ev.response, ev.when())
     if ev.type == "task.errored":
         response = {"error": ev.error, "attachments": ev.attachments or []}
-        return await store.mark_errored(conn, ev.task_id, response, at)
+        return await store.mark_errored(conn, ev.task_id, response)
     if ev.type == "task.recalled":
-        return await store.mark_recalled(conn, ev.task_id, at)
+        return await store.mark_recalled(conn, ev.task_id)
     audit = {
         "audited_by": ev.audited_by or "scale",
-        "audited_at": iso(at),
+        "audited_at": iso(ev.when()),
         "audit_result": "fixed",
         "audit_source": "scale",
     }
     if ev.audit_time_secs is not None:
         audit["audit_time_secs"] = ev.audit_time_secs
-    return await store.mark_fixed(conn, ev.task_id, ev.response, ev.comments, audit, at)
+    return await store.mark_fixed(conn, ev.task_id, ev.response, ev.comments, audit)

@@ -249,12 +249,14 @@ WHERE t.id = $1
 FOR UPDATE OF t;
 
 -- name: mark_started
-UPDATE tasks SET work_started = true, updated_at = $2 WHERE id = $1 RETURNING *;
+-- updated_at is when taskhook changed the task (clock_timestamp(), as everywhere), not the
+-- event's occurred_at: a late event must still show up to updated_after polling.
+UPDATE tasks SET work_started = true, updated_at = clock_timestamp() WHERE id = $1 RETURNING *;
 
 -- name: mark_completed
 -- A completion after an earlier one (a recall in between) is a redo.
 UPDATE tasks
-SET status = 'completed', response = $2, completed_at = $3, updated_at = $3,
+SET status = 'completed', response = $2, completed_at = $3, updated_at = clock_timestamp(),
     customer_review_status = 'pending',
     times_redone = times_redone + (completed_at IS NOT NULL)::int
 WHERE id = $1
@@ -262,13 +264,13 @@ RETURNING *;
 
 -- name: mark_errored
 UPDATE tasks
-SET status = 'error', response = $2, updated_at = $3,
+SET status = 'error', response = $2, updated_at = clock_timestamp(),
     unique_id = CASE WHEN clear_unique_id_on_error THEN NULL ELSE unique_id END
 WHERE id = $1
 RETURNING *;
 
 -- name: mark_recalled
-UPDATE tasks SET status = 'pending', work_started = false, updated_at = $2
+UPDATE tasks SET status = 'pending', work_started = false, updated_at = clock_timestamp()
 WHERE id = $1
 RETURNING *;
 
@@ -282,7 +284,7 @@ SET prior_responses = coalesce(prior_responses, '[]'::jsonb) || jsonb_build_arra
                                     ELSE coalesce(customer_review_comments, '[]'::jsonb)
                                          || jsonb_build_array($3::text) END,
     audits = audits || jsonb_build_array($4::jsonb),
-    updated_at = $5
+    updated_at = clock_timestamp()
 WHERE id = $1
 RETURNING *;
 

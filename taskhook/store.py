@@ -315,20 +315,20 @@ async def _changed(conn: Conn, name: str, *args: Any) -> Row:
     return row
 
 
-async def mark_started(conn: Conn, task_id: str, at: datetime) -> Row:
-    return await _changed(conn, "mark_started", task_id, at)
+async def mark_started(conn: Conn, task_id: str) -> Row:
+    return await _changed(conn, "mark_started", task_id)
 
 
 async def mark_completed(conn: Conn, task_id: str, response: Any, at: datetime) -> Row:
     return await _changed(conn, "mark_completed", task_id, response, at)
 
 
-async def mark_errored(conn: Conn, task_id: str, response: Any, at: datetime) -> Row:
-    return await _changed(conn, "mark_errored", task_id, response, at)
+async def mark_errored(conn: Conn, task_id: str, response: Any) -> Row:
+    return await _changed(conn, "mark_errored", task_id, response)
 
 
-async def mark_recalled(conn: Conn, task_id: str, at: datetime) -> Row:
-    return await _changed(conn, "mark_recalled", task_id, at)
+async def mark_recalled(conn: Conn, task_id: str) -> Row:
+    return await _changed(conn, "mark_recalled", task_id)
 
 
 async def mark_fixed(
@@ -337,9 +337,8 @@ async def mark_fixed(
     response: Any,
     comment: str | None,
     audit: dict[str, Any],
-    at: datetime,
 ) -> Row:
-    return await _changed(conn, "mark_fixed", task_id, response, comment, audit, at)
+    return await _changed(conn, "mark_fixed", task_id, response, comment, audit)
 
 
 # --- deliveries ----------------------------------------------------------------------

@@ -21,8 +21,10 @@ import scaleapi
 
 from taskhook import db
 from taskhook.accounts import NewAccount, create_account
+from taskhook.dispatcher.loop import Dispatcher
 from taskhook.receiver.app import create_app
 from taskhook.settings import Settings
+from tests.sink import Sink
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -210,3 +212,42 @@ def sdk(base_url: str) -> Callable[[str], scaleapi.ScaleClient]:
         return scaleapi.ScaleClient(key, "taskhook-tests", api_instance_url=f"{base_url}/v1")
 
     return make
+
+
+@pytest.fixture
+async def sink(aiohttp_server: Any) -> AsyncIterator[tuple[Sink, str]]:
+    """A real callback receiver on 127.0.0.1; yields it and its base URL."""
+    receiver = Sink()
+    server = await aiohttp_server(receiver.app(), host="127.0.0.1")
+    yield receiver, f"http://127.0.0.1:{server.port}"
+
+
+def dispatcher_settings(**overrides: Any) -> Settings:
+    """Fast settings for tests: private targets allowed (the sink is on loopback)."""
+    values: dict[str, Any] = {
+        "database_url": "unused",
+        "allow_private_targets": True,
+        "poll_interval": 0.05,
+        "retry_schedule": (0.05,) * 3,
+        "lease_seconds": 5,
+        "shutdown_grace": 2,
+    }
+    return Settings(**{**values, **overrides})
+
+
+@pytest.fixture
+async def run_dispatcher(pool: asyncpg.Pool, dsn: str) -> AsyncIterator[Any]:
+    """Start in-process dispatchers on the test's database; all are stopped at the end."""
+    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+
+    async def start(**overrides: Any) -> Dispatcher:
+        dispatcher = Dispatcher(pool, dsn, dispatcher_settings(**overrides))
+        stop = asyncio.Event()
+        running.append((stop, asyncio.create_task(dispatcher.run(stop))))
+        return dispatcher
+
+    yield start
+    for stop, _ in running:
+        stop.set()
+    for _, task in running:
+        await asyncio.wait_for(task, 15)

@@ -1,0 +1,347 @@
+"""The dispatcher against a real callback sink on 127.0.0.1 (SPEC §4)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from taskhook.accounts import NewAccount
+from tests.conftest import Api
+from tests.sink import Sink
+
+Start = Callable[..., Awaitable[Any]]
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Poll an async condition every 50 ms, bounded in time."""
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.05)
+
+
+async def completed_task(api: Api, callback_url: str) -> str:
+    """A test-key task: completed at once, its callback enqueued in the same transaction."""
+    status, _ = await api.call("GET", "/v1/projects/proj")
+    if status == 404:
+        await api.project()
+    return str((await api.task(callback_url=callback_url))["task_id"])
+
+
+async def task_field(api: Api, task_id: str, field: str) -> Any:
+    _, task = await api.call("GET", f"/v1/task/{task_id}")
+    return task.get(field, "absent")
+
+
+async def delivery_state(pool: asyncpg.Pool, task_id: str) -> list[str]:
+    rows = await pool.fetch("SELECT state FROM deliveries WHERE task_id = $1 ORDER BY id", task_id)
+    return [r["state"] for r in rows]
+
+
+async def test_success_sends_signed_body_and_sets_callback_succeeded(
+    test_api: Api, account: NewAccount, sink: tuple[Sink, str], run_dispatcher: Start
+) -> None:
+    """A 2xx sets callback_succeeded true; the POST carries SPEC §4's body and headers."""
+    receiver, url = sink
+    task_id = await completed_task(test_api, url + "/ok")
+    await run_dispatcher()
+    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+    [got] = receiver.to("/ok")
+    assert got.headers["Content-Type"] == "application/json"
+    assert got.headers["scale-callback-auth"] == account.callback_auth_key
+    assert got.headers["User-Agent"].startswith("taskhook/")
+    assert got.headers["webhook-id"].startswith("msg_")
+    Webhook(account.signing_secret).verify(got.body, got.headers)  # raises if not valid
+    body = got.json
+    assert set(body) == {"task", "response", "task_id", "status"}
+    assert body["task_id"] == task_id and body["status"] == "completed"
+    assert body["response"] == body["task"]["response"] and "category" in body["response"]
+
+
+async def _eq(value: Awaitable[Any], expected: Any) -> bool:
+    return await value == expected
+
+
+async def test_failures_retry_with_one_webhook_id_then_succeed(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
+) -> None:
+    """5xx is retried with the same webhook-id; callback_succeeded is absent until resolved."""
+    receiver, url = sink
+    task_id = await completed_task(test_api, url + "/flaky/2/a")
+    await run_dispatcher(retry_schedule=(0.5, 0.5, 0.5))
+    await receiver.wait_for(lambda: len(receiver.to("/flaky/2/a")) >= 1)
+    assert await task_field(test_api, task_id, "callback_succeeded") == "absent"
+    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+    attempts = receiver.to("/flaky/2/a")
+    assert len(attempts) == 3
+    assert len({a.headers["webhook-id"] for a in attempts}) == 1
+    assert attempts[1].at - attempts[0].at >= 0.35  # 0.5 s less 20 % jitter, with margin
+
+
+async def test_default_schedule_exhausts_after_20_retries(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start, pool: asyncpg.Pool
+) -> None:
+    """A receiver that always fails gets 1 + 20 attempts over the default (24 h) schedule,
+    run here 10,000 times faster, and then callback_succeeded is false."""
+    receiver, url = sink
+    task_id = await completed_task(test_api, url + "/fail")
+    from taskhook.retry import DEFAULT_SCHEDULE
+
+    await run_dispatcher(retry_schedule=DEFAULT_SCHEDULE, retry_time_scale=1e-4)
+    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), False), timeout=30)
+    times = [r.at for r in receiver.to("/fail")]
+    assert len(times) == 21
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps[-1] > gaps[10] > 0  # delays grow
+    assert 8.6 * 0.75 < times[-1] - times[0] < 8.7 * 1.3  # 86,517 s at 1e-4, ±jitter
+    assert await delivery_state(pool, task_id) == ["failed"]
+
+
+async def test_410_gives_up_at_once(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
+) -> None:
+    """410 Gone stops retrying that delivery: one attempt, callback_succeeded false."""
+    receiver, url = sink
+    task_id = await completed_task(test_api, url + "/gone")
+    await run_dispatcher()
+    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), False))
+    await asyncio.sleep(0.3)
+    assert len(receiver.to("/gone")) == 1
+
+
+async def test_redirects_are_not_followed(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
+) -> None:
+    """A 3xx is a failure, retried; the redirect target is never called."""
+    receiver, url = sink
+    task_id = await completed_task(test_api, url + "/redirect")
+    await run_dispatcher()
+    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), False))
+    assert len(receiver.to("/redirect")) == 4 and not receiver.to("/ok")
+
+
+async def test_timeouts_and_refused_connections_are_retried(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start, unused_tcp_port: int
+) -> None:
+    """A hanging receiver times out and a closed port refuses; both are retried."""
+    _, url = sink
+    hang = await completed_task(test_api, url + "/hang")
+    closed = await completed_task(test_api, f"http://127.0.0.1:{unused_tcp_port}/x")
+    await run_dispatcher(total_timeout=0.3, retry_schedule=(0.05,))
+    for task_id, error in ((hang, "timeout"), (closed, "connect_error")):
+        await until(lambda t=task_id: _eq(task_field(test_api, t, "callback_succeeded"), False))
+        _, listing = await test_api.call("GET", f"/v1/task/{task_id}/callbacks")
+        attempts = listing["deliveries"][0]["attempts"]
+        assert [a["error"] for a in attempts] == [error, error]
+        assert all(a["status_code"] is None for a in attempts)
+
+
+async def test_retry_after_pauses_the_whole_host_not_others(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
+) -> None:
+    """429 with Retry-After pauses every delivery to that host; other hosts go on."""
+    receiver, url = sink
+    port = url.rsplit(":", 1)[1]
+    await completed_task(test_api, url + "/throttle")
+    await run_dispatcher(retry_schedule=(0.05,))
+    await receiver.wait_for(lambda: bool(receiver.to("/throttle")))
+    throttled_at = receiver.to("/throttle")[0].at
+    await completed_task(test_api, url + "/ok")  # same host: must wait out the pause
+    await completed_task(test_api, f"http://localhost:{port}/other")  # another host
+    await receiver.wait_for(
+        lambda: (
+            bool(receiver.to("/ok"))
+            and bool(receiver.to("/other"))
+            and len(receiver.to("/throttle")) >= 2
+        ),
+        timeout=10,
+    )
+    assert receiver.to("/other")[0].at - throttled_at < 0.8
+    assert receiver.to("/ok")[0].at - throttled_at >= 0.9
+    assert receiver.to("/throttle")[1].at - throttled_at >= 0.9  # the retry honoured it too
+
+
+async def test_one_task_calls_back_in_enqueue_order(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
+) -> None:
+    """A task's later callback waits while its earlier one is still being retried."""
+    receiver, url = sink
+    task_id = await completed_task(test_api, url + "/flaky/2/order")
+    status, _ = await test_api.call("POST", f"/v1/task/{task_id}/audit", json={"accepted": True})
+    assert status == 200
+    await run_dispatcher(retry_schedule=(0.1, 0.1, 0.1))
+    await receiver.wait_for(lambda: len(receiver.to("/flaky/2/order")) == 4)
+    kinds = [("customer_review_status" in r.json) for r in receiver.to("/flaky/2/order")]
+    assert kinds == [False, False, False, True]  # completion (fail, fail, ok), then audit
+
+
+async def test_a_dead_host_does_not_hold_up_others(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
+) -> None:
+    """With a per-host cap, hanging callbacks to one host leave slots for other hosts."""
+    receiver, url = sink
+    port = url.rsplit(":", 1)[1]
+    for _ in range(6):
+        await completed_task(test_api, url + "/hang")
+    healthy = [
+        await completed_task(test_api, f"http://localhost:{port}/fine/{i}") for i in range(10)
+    ]
+    started = time.monotonic()
+    await run_dispatcher(dispatch_concurrency=8, per_host_concurrency=2, total_timeout=20)
+    await receiver.wait_for(
+        lambda: sum(r.path.startswith("/fine/") for r in receiver.received) == len(healthy)
+    )
+    assert time.monotonic() - started < 3
+    assert len(receiver.to("/hang")) <= 2  # the dead host never had more than its cap
+
+
+async def test_private_targets_are_refused_by_default(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
+) -> None:
+    """Without ALLOW_PRIVATE_TARGETS, a loopback address or a name resolving to one is
+    refused at delivery time and given up at once; nothing reaches the receiver."""
+    receiver, url = sink
+    port = url.rsplit(":", 1)[1]
+    literal = await completed_task(test_api, url + "/ok")
+    by_name = await completed_task(test_api, f"http://localhost:{port}/ok")
+    await run_dispatcher(allow_private_targets=False)
+    for task_id in (literal, by_name):
+        await until(lambda t=task_id: _eq(task_field(test_api, t, "callback_succeeded"), False))
+        _, listing = await test_api.call("GET", f"/v1/task/{task_id}/callbacks")
+        [attempt] = listing["deliveries"][0]["attempts"]
+        assert attempt["error"] == "forbidden_target"
+    assert not receiver.received
+
+
+async def test_two_dispatchers_never_send_an_attempt_twice(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start, pool: asyncpg.Pool
+) -> None:
+    """Two dispatchers on one queue deliver 150 callbacks, each exactly once."""
+    receiver, url = sink
+    tasks = [await completed_task(test_api, url + f"/ok/{i}") for i in range(150)]
+    await asyncio.gather(run_dispatcher(claim_batch=10), run_dispatcher(claim_batch=10))
+    await receiver.wait_for(lambda: len(receiver.received) >= len(tasks), timeout=20)
+    await until(
+        lambda: _eq(
+            pool.fetchval("SELECT count(*) FROM deliveries WHERE state = 'succeeded'"), len(tasks)
+        )
+    )
+    ids = [r.headers["webhook-id"] for r in receiver.received]
+    assert len(ids) == len(set(ids)) == len(tasks)
+
+
+async def test_notify_wakes_the_dispatcher_without_waiting_for_a_poll(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
+) -> None:
+    """New work is delivered at once through LISTEN/NOTIFY, long before the next poll."""
+    receiver, url = sink
+    await test_api.project()
+    await run_dispatcher(poll_interval=30)
+    await asyncio.sleep(0.3)  # the listener connects and the first poll passes
+    started = time.monotonic()
+    await completed_task(test_api, url + "/ok")
+    await receiver.wait_for(lambda: bool(receiver.to("/ok")), timeout=5)
+    assert time.monotonic() - started < 2
+
+
+async def test_attempts_are_listed_and_resend_sends_again(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
+) -> None:
+    """GET .../callbacks lists deliveries and attempts (SPEC §8); resend delivers anew."""
+    receiver, url = sink
+    task_id = await completed_task(test_api, url + "/flaky/1/r")
+    await run_dispatcher()
+    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+    status, body = await test_api.call("POST", f"/v1/task/{task_id}/callbacks/resend")
+    assert status == 200 and body["state"] == "pending"
+    await receiver.wait_for(lambda: len(receiver.to("/flaky/1/r")) == 3)
+    _, listing = await test_api.call("GET", f"/v1/task/{task_id}/callbacks")
+    first, again = listing["deliveries"]
+    assert listing["task_id"] == task_id
+    assert (first["trigger"], first["state"], again["trigger"]) == (
+        "completed",
+        "succeeded",
+        "resend",
+    )
+    assert [a["status_code"] for a in first["attempts"]] == [500, 200]
+    attempt = first["attempts"][0]
+    assert set(attempt) == {
+        "attempt",
+        "started_at",
+        "duration_ms",
+        "status_code",
+        "error",
+        "response_excerpt",
+    }
+    assert attempt["attempt"] == 1 and attempt["response_excerpt"] == "not yet"
+    sent = receiver.to("/flaky/1/r")
+    assert sent[2].json == sent[1].json
+    assert sent[2].headers["webhook-id"] != sent[1].headers["webhook-id"]
+
+
+async def test_callbacks_of_another_account_are_hidden(
+    test_api: Api, make_account: Any, http: Any, base_url: str, sink: tuple[Sink, str]
+) -> None:
+    """Another account's key gets 404 for a task's callbacks and for resend."""
+    _, url = sink
+    task_id = await completed_task(test_api, url + "/ok")
+    other = Api(http, base_url, (await make_account("other")).test_key)
+    for method, path in (("GET", "callbacks"), ("POST", "callbacks/resend")):
+        status, _ = await other.call(method, f"/v1/task/{task_id}/{path}")
+        assert status == 404
+
+
+@pytest.mark.parametrize("path", ["/ok"])
+async def test_metrics_report_attempts_and_queue(
+    test_api: Api,
+    sink: tuple[Sink, str],
+    run_dispatcher: Start,
+    http: Any,
+    base_url: str,
+    path: str,
+) -> None:
+    """GET /metrics exposes attempts by outcome, latency, queue depth and oldest due age."""
+    _receiver, url = sink
+    task_id = await completed_task(test_api, url + path)
+    await run_dispatcher()
+    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+    async with http.get(base_url + "/metrics") as resp:
+        text = await resp.text()
+    for series in (
+        'taskhook_delivery_attempts_total{outcome="2xx"}',
+        "taskhook_delivery_attempt_seconds_bucket",
+        "taskhook_callback_latency_seconds_bucket",
+        "taskhook_delivery_queue_depth 0.0",
+        "taskhook_delivery_oldest_due_age_seconds",
+        "taskhook_http_requests_total",
+    ):
+        assert series in text, series
+
+
+async def test_writes_after_a_lost_lease_are_dropped(
+    test_api: Api, sink: tuple[Sink, str], pool: asyncpg.Pool
+) -> None:
+    """A dispatcher whose lease was taken over cannot record its (stale) outcome."""
+    from uuid import uuid4
+
+    from taskhook import store
+    from taskhook.delivery import AttemptResult, Outcome
+
+    _, url = sink
+    task_id = await completed_task(test_api, url + "/ok")
+    [claimed] = await store.claim_deliveries(pool, 10, 60, 10, [])
+    stale = AttemptResult(claimed.created_at, 5, Outcome(status_code=200), "")
+    from dataclasses import replace
+
+    assert not await store.record_attempt(
+        pool, replace(claimed, lease_token=uuid4()), "succeeded", None, stale
+    )
+    assert await delivery_state(pool, task_id) == ["sending"]
+    assert await store.record_attempt(pool, claimed, "succeeded", None, stale)
+    assert await delivery_state(pool, task_id) == ["succeeded"]
