@@ -84,8 +84,10 @@ def _parse_one(index: int, item: Any) -> Event:
 
 
 async def apply(conn: asyncpg.Connection, events: list[Event]) -> list[dict[str, Any]]:
-    """Apply in input order; the caller holds the transaction. One NOTIFY at the end
-    wakes the dispatchers if any callback was enqueued (never one per event)."""
+    """Apply in input order; the caller holds the transaction. All tasks are locked first,
+    in id order, so concurrent requests cannot deadlock. One NOTIFY at the end wakes the
+    dispatchers if any callback was enqueued (never one per event)."""
+    await store.lock_tasks_in_order(conn, list({event.task_id for event in events}))
     results = []
     enqueued = False
     for event in events:

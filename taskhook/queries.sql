@@ -241,6 +241,11 @@ RETURNING event_id;
 -- name: forget_event_id
 DELETE FROM ingested_events WHERE event_id = $1;
 
+-- name: lock_tasks_in_order
+-- Locks every task of one ingest request up front, in id order: two requests about the
+-- same tasks listed in different orders then wait for each other instead of deadlocking.
+SELECT id FROM tasks WHERE id = ANY ($1::text[]) ORDER BY id FOR UPDATE;
+
 -- name: lock_task_by_id
 -- Ingest is account-blind (task ids are global); the account's default URL comes along.
 SELECT t.*, a.default_callback_url AS account_callback_url
@@ -407,3 +412,11 @@ SELECT count(*) AS depth,
            AS oldest_due_age
 FROM deliveries
 WHERE state IN ('pending', 'sending');
+
+-- name: prune_finished_deliveries
+-- Retention: finished deliveries (and, by cascade, their attempts) older than $1 days.
+DELETE FROM deliveries
+WHERE state IN ('succeeded', 'failed') AND finished_at < now() - make_interval(days => $1);
+
+-- name: prune_ingested_events
+DELETE FROM ingested_events WHERE received_at < now() - make_interval(days => $1);

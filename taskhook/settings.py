@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         10.0, ge=0, description="Seconds SIGTERM waits for in-flight callbacks."
     )
 
+    retention_days: int = Field(
+        30, ge=1, description="Finished deliveries, attempts and event ids are kept this long."
+    )
+    prune_interval: float = Field(
+        3600.0, gt=0, description="Seconds between retention prunes (run by dispatchers)."
+    )
+
     @field_validator("retry_schedule", mode="before")
     @classmethod
     def _schedule_from_json(cls, value: object) -> object:

@@ -305,6 +305,10 @@ async def forget_event_id(conn: Conn, event_id: str) -> None:
     await conn.execute(queries["forget_event_id"], event_id)
 
 
+async def lock_tasks_in_order(conn: Conn, task_ids: list[str]) -> None:
+    await conn.execute(queries["lock_tasks_in_order"], task_ids)
+
+
 async def lock_task_by_id(conn: Conn, task_id: str) -> Row | None:
     return await conn.fetchrow(queries["lock_task_by_id"], task_id)
 
@@ -439,3 +443,10 @@ async def queue_stats(conn: Conn) -> Row:
     row = await conn.fetchrow(queries["queue_stats"])
     assert row is not None
     return row
+
+
+async def prune(conn: Conn, retention_days: int) -> None:
+    """Retention (SPEC §5): idempotency keys after 24 h, history after retention_days."""
+    await conn.execute(queries["prune_idempotency_keys"])
+    await conn.execute(queries["prune_finished_deliveries"], retention_days)
+    await conn.execute(queries["prune_ingested_events"], retention_days)

@@ -193,6 +193,11 @@ async def test_serve_on_embedded_postgres_end_to_end(data_dir: Path) -> None:
 
         task = await asyncio.to_thread(use_sdk)
         assert task.status == "completed" and task.response["category"] in ("big", "small")
+        [ingest_line] = [line for line in lines if line.startswith("Ingest secret")]
+        secret = ingest_line.rsplit(": ", 1)[1].strip()
+        keys["ingest secret"] = secret
+        assert await _signed_event_status(url, secret) == 200
+        assert await _signed_event_status(url, "whsec_" + "A" * 43 + "=") == 401
     finally:
         err = await _stop(proc)
     events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
@@ -205,3 +210,23 @@ async def test_serve_on_embedded_postgres_end_to_end(data_dir: Path) -> None:
     again, lines2, _ = await _serve(data_dir)
     await _stop(again)
     assert not _printed_keys(lines2), "development keys are printed only on first start"
+    assert not any(line.startswith("Ingest secret") for line in lines2)
+
+
+async def _signed_event_status(url: str, secret: str) -> int:
+    """POST an (unknown-task) event signed with `secret`; 200 means the signature held."""
+    from datetime import UTC, datetime
+
+    from standardwebhooks.webhooks import Webhook
+
+    body = json.dumps({"event_id": "cli-1", "type": "task.started", "task_id": "nope"})
+    headers = {
+        "webhook-id": "m",
+        "webhook-timestamp": str(int(datetime.now(UTC).timestamp())),
+        "webhook-signature": Webhook(secret).sign("m", datetime.now(UTC), body),
+    }
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url + "/v1/events", data=body, headers=headers) as resp,
+    ):
+        return resp.status

@@ -345,3 +345,41 @@ async def test_writes_after_a_lost_lease_are_dropped(
     assert await delivery_state(pool, task_id) == ["sending"]
     assert await store.record_attempt(pool, claimed, "succeeded", None, stale)
     assert await delivery_state(pool, task_id) == ["succeeded"]
+
+
+async def test_retention_prunes_old_history(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start, pool: asyncpg.Pool
+) -> None:
+    """Idempotency keys older than 24 h and history older than retention_days are pruned;
+    recent ones and unfinished deliveries stay."""
+    _, url = sink
+    old_task = await completed_task(test_api, url + "/ok")
+    new_task = await completed_task(test_api, url + "/ok")
+    await run_dispatcher()
+    await until(lambda: _eq(task_field(test_api, new_task, "callback_succeeded"), True))
+    await until(lambda: _eq(task_field(test_api, old_task, "callback_succeeded"), True))
+    await pool.execute(
+        "UPDATE deliveries SET finished_at = now() - interval '40 days' WHERE task_id = $1",
+        old_task,
+    )
+    status, _ = await test_api.call(
+        "POST",
+        "/v1/task/categorization",
+        headers={"Idempotency-Key": "k"},
+        json={"project": "proj", "attachment": "a", "categories": ["x"]},
+    )
+    assert status == 200
+    await pool.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+    await pool.execute("INSERT INTO ingested_events (event_id, task_id, type, received_at) "
+                       "VALUES ('old', 't', 'task.started', now() - interval '40 days'), "
+                       "('new', 't', 'task.started', now())")
+    await run_dispatcher(prune_interval=0.1)
+    await until(lambda: _eq(pool.fetchval("SELECT array_agg(event_id) FROM ingested_events"),
+                            ["new"]))
+    await until(lambda: _eq(pool.fetchval("SELECT count(*) FROM idempotency_keys"), 0))
+    await until(
+        lambda: _eq(
+            pool.fetchval("SELECT count(*) FROM deliveries WHERE task_id = $1", old_task), 0
+        )
+    )
+    assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE task_id = $1", new_task) == 1

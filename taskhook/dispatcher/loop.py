@@ -70,16 +70,30 @@ class Dispatcher:
         )
         async with aiohttp.ClientSession(connector=connector) as self.session:
             listening = asyncio.create_task(self.listener.run(stop))
+            pruning = asyncio.create_task(self._prune_periodically(stop))
             log.info("dispatcher.started")
             try:
                 while not stop.is_set():
                     await self._step(stop)
             finally:
                 await self._drain()
-                listening.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listening
+                for side in (listening, pruning):
+                    side.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await side
                 log.info("dispatcher.stopped")
+
+    async def _prune_periodically(self, stop: asyncio.Event) -> None:
+        """Retention runs in every dispatcher; the deletes are idempotent, so replicas
+        pruning at once do no harm."""
+        while not stop.is_set():
+            try:
+                await store.prune(self.pool, self.settings.retention_days)
+                log.info("retention.pruned")
+            except DATABASE_DOWN:
+                log.warning("retention.prune_failed", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.prune_interval)
 
     async def _step(self, stop: asyncio.Event) -> None:
         self.heartbeat = time.monotonic()
