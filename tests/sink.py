@@ -29,9 +29,9 @@ class Received:
 
 
 class Sink:
-    """Paths: /ok, /fail (500), /gone (410), /redirect (302 to /ok), /hang, /slow (0.3 s),
-    /throttle (429, Retry-After: 1), /flaky/N/... (500 for the first N hits of that path),
-    /hangonce/... (the first hit hangs, later ones answer 200)."""
+    """Paths: /ok, /fail (500), /bad (400), /gone (410), /redirect (302 to /ok), /hang,
+    /slow (0.3 s), /throttle (429, Retry-After: 1), /flaky/N/... (500 for the first N hits
+    of that path), /hangonce/... (the first hit hangs, later ones answer 200)."""
 
     def __init__(self) -> None:
         self.received: list[Received] = []
@@ -51,6 +51,8 @@ class Sink:
         kind = request.path.strip("/").split("/")[0]
         if kind == "fail":
             return web.Response(status=500, text="boom")
+        if kind == "bad":
+            return web.Response(status=400, text="bad request")
         if kind == "gone":
             return web.Response(status=410, text="gone")
         if kind == "redirect":

@@ -115,6 +115,17 @@ async def test_410_gives_up_at_once(
     assert len(receiver.to("/gone")) == 1
 
 
+async def test_client_errors_other_than_410_are_retried(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
+) -> None:
+    """A 400 is a failure like any other: retried until the schedule is used up."""
+    receiver, url = sink
+    task_id = await completed_task(test_api, url + "/bad")
+    await run_dispatcher()
+    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), False))
+    assert len(receiver.to("/bad")) == 4  # 1 + the 3 retries of the test schedule
+
+
 async def test_redirects_are_not_followed(
     test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
 ) -> None:
@@ -370,12 +381,15 @@ async def test_retention_prunes_old_history(
     )
     assert status == 200
     await pool.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
-    await pool.execute("INSERT INTO ingested_events (event_id, task_id, type, received_at) "
-                       "VALUES ('old', 't', 'task.started', now() - interval '40 days'), "
-                       "('new', 't', 'task.started', now())")
+    await pool.execute(
+        "INSERT INTO ingested_events (event_id, task_id, type, received_at) "
+        "VALUES ('old', 't', 'task.started', now() - interval '40 days'), "
+        "('new', 't', 'task.started', now())"
+    )
     await run_dispatcher(prune_interval=0.1)
-    await until(lambda: _eq(pool.fetchval("SELECT array_agg(event_id) FROM ingested_events"),
-                            ["new"]))
+    await until(
+        lambda: _eq(pool.fetchval("SELECT array_agg(event_id) FROM ingested_events"), ["new"])
+    )
     await until(lambda: _eq(pool.fetchval("SELECT count(*) FROM idempotency_keys"), 0))
     await until(
         lambda: _eq(
