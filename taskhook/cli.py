@@ -13,14 +13,15 @@ from typing import Any
 
 from aiohttp import web
 
-from taskhook import __version__, db, ingest_secret
+from taskhook import __version__, db, ingest_secret, store
 from taskhook.accounts import NewAccount, create_account
 from taskhook.dispatcher.loop import Dispatcher
-from taskhook.errors import ConfigError
+from taskhook.errors import ApiError, ConfigError
 from taskhook.logs import configure_logging, get_logger
 from taskhook.queries import queries
 from taskhook.receiver.app import create_app
 from taskhook.settings import Settings, load_settings
+from taskhook.tasks import check_callback_url
 
 log = get_logger("taskhook.cli")
 DEV_ACCOUNT_NAME = "development"
@@ -44,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     create = accounts_sub.add_parser("create", help="create an account and print its keys")
     create.add_argument("name")
     create.add_argument("--json", action="store_true", help="print one JSON object")
+    callback = accounts_sub.add_parser(
+        "set-callback", help="set (or --clear) the account's default callback URL"
+    )
+    callback.add_argument("account_id")
+    target = callback.add_mutually_exclusive_group(required=True)
+    target.add_argument("url", nargs="?", help="http(s) URL or e-mail address")
+    target.add_argument("--clear", action="store_true", help="remove the default")
     return parser
 
 
@@ -90,6 +98,8 @@ async def _migrate(settings: Settings, _args: Any) -> int:
 
 
 async def _accounts(settings: Settings, args: Any) -> int:
+    if args.accounts_command == "set-callback":
+        return await _set_callback(settings, args)
     dsn, _ = await _prepared(settings)
     pool = await db.create_pool(dsn, min_size=1, max_size=1)
     try:
@@ -102,6 +112,27 @@ async def _accounts(settings: Settings, args: Any) -> int:
         print(json.dumps(account.as_json()))
     else:
         _print_account(account)
+    return 0
+
+
+async def _set_callback(settings: Settings, args: Any) -> int:
+    url = None if args.clear else args.url
+    if url is not None:
+        try:
+            check_callback_url(url, settings, "url")
+        except ApiError as exc:
+            print(f"taskhook: {exc.message}", file=sys.stderr)
+            return 2
+    dsn, _ = await _prepared(settings)
+    pool = await db.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        row = await store.set_default_callback_url(pool, args.account_id, url)
+    finally:
+        await pool.close()
+    if row is None:
+        print(f"taskhook: no account {args.account_id}", file=sys.stderr)
+        return 1
+    print(f"default callback URL of {args.account_id}: {url or '(none)'}")
     return 0
 
 

@@ -47,8 +47,12 @@ class TaskCreate(BaseModel):
 
 
 class AuditRequest(Strict):
+    """Accept or reject; `accepted: true` with a corrected `response` is a customer fix
+    (the Tasks tab's Fix)."""
+
     accepted: bool
     comments: str | None = Field(None, max_length=10_000)
+    response: dict[str, Any] | None = None
 
 
 class UniqueIdRequest(Strict):

@@ -259,9 +259,12 @@ FOR UPDATE OF t;
 UPDATE tasks SET work_started = true, updated_at = clock_timestamp() WHERE id = $1 RETURNING *;
 
 -- name: mark_completed
--- A completion after an earlier one (a recall in between) is a redo.
+-- A completion after an earlier one (a recall in between) is a redo. completed_at keeps
+-- the first completion and updated_at moves on, as seed 000 describes ("a task can be
+-- redone, and updated after its completion").
 UPDATE tasks
-SET status = 'completed', response = $2, completed_at = $3, updated_at = clock_timestamp(),
+SET status = 'completed', response = $2, completed_at = coalesce(completed_at, $3),
+    updated_at = clock_timestamp(),
     customer_review_status = 'pending',
     times_redone = times_redone + (completed_at IS NOT NULL)::int
 WHERE id = $1

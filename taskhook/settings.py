@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         10.0, ge=0, description="Seconds SIGTERM waits for in-flight callbacks."
     )
 
+    smtp_url: str | None = Field(
+        None,
+        description="smtp://[user:password@]host:port or smtps://...; unset: e-mail "
+        "callback targets are refused at create time.",
+    )
+    smtp_from: str = Field("taskhook@localhost", description="From address of e-mail callbacks.")
     retention_days: int = Field(
         30, ge=1, description="Finished deliveries, attempts and event ids are kept this long."
     )
@@ -97,6 +103,15 @@ class Settings(BaseSettings):
     def _schedule_sane(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if len(value) > 100 or any(d < 0 for d in value):
             raise ValueError("must be a list of at most 100 non-negative numbers")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp(cls, value: str | None) -> str | None:
+        if value is not None:
+            from taskhook.dispatcher.mailer import SmtpConfig
+
+            SmtpConfig.from_url(value, "check")  # raises ValueError with the expected form
         return value
 
     @field_validator("ingest_secret")

@@ -450,3 +450,14 @@ async def prune(conn: Conn, retention_days: int) -> None:
     await conn.execute(queries["prune_idempotency_keys"])
     await conn.execute(queries["prune_finished_deliveries"], retention_days)
     await conn.execute(queries["prune_ingested_events"], retention_days)
+
+
+# --- accounts ------------------------------------------------------------------------
+
+
+async def get_account(conn: Conn, account_id: str) -> Row | None:
+    return await conn.fetchrow(queries["get_account"], account_id)
+
+
+async def set_default_callback_url(conn: Conn, account_id: str, url: str | None) -> Row | None:
+    return await conn.fetchrow(queries["set_default_callback_url"], account_id, url)

@@ -10,17 +10,23 @@ import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 
 from taskhook import callbacks, store
 from taskhook.accounts import Principal
+from taskhook.dispatcher.targets import TargetRefused, check_url
 from taskhook.errors import BadRequest, NotFound
-from taskhook.models import TaskCreate
+from taskhook.models import AuditRequest, TaskCreate
 from taskhook.serialize import iso
+from taskhook.settings import Settings
 from taskhook.tasktypes import TASK_TYPES, check_required, synthetic_response
-from taskhook.validation import check_metadata, check_unique_id, normalize_tags, parse_model
+from taskhook.validation import (
+    check_metadata,
+    check_unique_id,
+    normalize_tags,
+    parse_model,
+)
 
 TASK_NOT_FOUND = "Task with that ID not found."
 _EMAIL = re.compile(r"^[^@\s/:]+@[^@\s/:]+\.[^@\s/:]+$")
@@ -28,16 +34,24 @@ _EMAIL = re.compile(r"^[^@\s/:]+@[^@\s/:]+\.[^@\s/:]+$")
 _PARAM_HISTORY_KEYS = frozenset({"version", "created_at"})
 
 
-def check_callback_url(url: str, where: str = "callback_url") -> str:
-    """An http(s) URL with a host, or an e-mail address (Scale accepts both)."""
+def check_callback_url(url: str, settings: Settings, where: str = "callback_url") -> str:
+    """An http(s) URL with a host, or an e-mail address (Scale accepts both). E-mail needs
+    SMTP configured; a literal non-public address needs private targets allowed (names are
+    checked again at delivery time, where DNS is resolved)."""
     if _EMAIL.match(url):
+        if settings.smtp_url is None:
+            raise BadRequest(
+                f"'{where}' is an e-mail address, but this server has no SMTP configured "
+                "(TASKHOOK_SMTP_URL), so it cannot deliver e-mail callbacks."
+            )
         return url
     try:
-        parts = urlsplit(url)
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadRequest(f"'{where}' must be an http(s) URL or an e-mail address, got {url!r}.")
+        check_url(url, settings.allow_private_targets)
+    except (TargetRefused, ValueError) as exc:
+        raise BadRequest(
+            f"'{where}' must be an http(s) URL to a public address or an e-mail address, "
+            f"got {url!r} ({exc})."
+        ) from None
     return url
 
 
@@ -75,7 +89,7 @@ def _project_defaults(project: asyncpg.Record) -> tuple[dict[str, Any], int | No
 
 
 async def create_task(
-    conn: asyncpg.Connection, p: Principal, task_type: str, data: Any
+    conn: asyncpg.Connection, p: Principal, task_type: str, data: Any, settings: Settings
 ) -> asyncpg.Record:
     """Validate everything first, then write one row: a bad request writes nothing."""
     if task_type not in TASK_TYPES:
@@ -86,7 +100,7 @@ async def create_task(
     unique_id = check_unique_id(body.unique_id) if body.unique_id is not None else None
     callback_url = body.callback_url or p.default_callback_url
     if callback_url:
-        check_callback_url(callback_url)
+        check_callback_url(callback_url, settings)
     project, batch_name = await _resolve_project(conn, p, body)
     defaults, version = _project_defaults(project)
     project_instruction = defaults.pop("instruction", None)
@@ -151,21 +165,30 @@ async def cancel_task(
 
 
 async def audit_task(
-    conn: asyncpg.Connection, p: Principal, task_id: str, accepted: bool, comments: str | None
+    conn: asyncpg.Connection, p: Principal, task_id: str, body: AuditRequest
 ) -> asyncpg.Record:
+    """Accept, reject, or fix (accepted with a corrected response) a completed task."""
     task = await locked_task(conn, p, task_id)
     if task["status"] != "completed":
         raise BadRequest(
             f"Only completed tasks can be audited; task {task_id} is {task['status']}."
         )
-    result = "accepted" if accepted else "rejected"
+    if body.response is not None and not body.accepted:
+        raise BadRequest("A fix ('response') must be sent with 'accepted': true.")
+    result = "accepted" if body.accepted else "rejected"
+    if body.response is not None:
+        result = "fixed"
     audit = {
         "audited_by": p.account_name,
         "audited_at": iso(datetime.now(UTC)),
         "audit_result": result,
         "audit_source": "customer",
     }
-    row = await store.record_audit(conn, p, task_id, result, comments, audit)
+    if result == "fixed":
+        row = await store.mark_fixed(conn, task_id, body.response, body.comments, audit)
+        await callbacks.trigger(conn, row, "fixed", p.default_callback_url)
+        return row
+    row = await store.record_audit(conn, p, task_id, result, body.comments, audit)
     assert row is not None
     await callbacks.trigger(conn, row, "audit", p.default_callback_url)
     return row

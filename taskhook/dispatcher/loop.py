@@ -22,6 +22,7 @@ from taskhook import metrics, store
 from taskhook.db import DATABASE_DOWN
 from taskhook.delivery import AttemptResult, Claimed
 from taskhook.dispatcher.listener import Listener
+from taskhook.dispatcher.mailer import SmtpConfig
 from taskhook.dispatcher.sender import SendConfig, send
 from taskhook.dispatcher.targets import VettingResolver
 from taskhook.logs import get_logger
@@ -31,7 +32,7 @@ from taskhook.settings import Settings
 log = get_logger("taskhook.dispatcher")
 CLAIM_ERROR_BACKOFF = 1.0  # seconds to wait after a failed claim (database down)
 # Outcomes that no retry can change: give up at once.
-_FINAL_ERRORS = frozenset({"forbidden_target", "smtp_not_configured"})
+_FINAL_ERRORS = frozenset({"forbidden_target", "smtp_not_configured", "smtp_rejected"})
 
 
 async def _wait_any(*aws: Awaitable[object], seconds: float) -> None:
@@ -48,11 +49,17 @@ class Dispatcher:
     def __init__(self, pool: asyncpg.Pool, dsn: str, settings: Settings) -> None:
         self.pool, self.settings = pool, settings
         self.listener = Listener(dsn, settings.poll_interval)
+        smtp = (
+            SmtpConfig.from_url(settings.smtp_url, settings.smtp_from)
+            if settings.smtp_url
+            else None
+        )
         self.send_config = SendConfig(
             settings.connect_timeout,
             settings.total_timeout,
             settings.max_response_bytes,
             settings.allow_private_targets,
+            smtp,
         )
         self.in_flight: set[asyncio.Task[None]] = set()
         self.per_host: Counter[str] = Counter()

@@ -17,6 +17,7 @@ from standardwebhooks.webhooks import Webhook
 
 from taskhook import __version__
 from taskhook.delivery import AttemptResult, Claimed, Outcome
+from taskhook.dispatcher.mailer import SmtpConfig, mail
 from taskhook.dispatcher.targets import TargetRefused, check_url, refused
 from taskhook.retry import parse_retry_after
 
@@ -30,6 +31,7 @@ class SendConfig:
     total_timeout: float
     max_response_bytes: int
     allow_private: bool
+    smtp: SmtpConfig | None = None
 
 
 def request_parts(d: Claimed, now: datetime) -> tuple[bytes, dict[str, str]]:
@@ -57,7 +59,10 @@ async def send(session: aiohttp.ClientSession, d: Claimed, cfg: SendConfig) -> A
     excerpt = ""
     try:
         if _is_email(d.target):
-            outcome = Outcome(error="smtp_not_configured")
+            if cfg.smtp is None:
+                outcome = Outcome(error="smtp_not_configured")
+            else:
+                outcome, excerpt = await mail(d, cfg.smtp, cfg.total_timeout)
         else:
             outcome, excerpt = await _post(session, d, cfg, started_at)
     except TargetRefused:

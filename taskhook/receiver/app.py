@@ -14,6 +14,7 @@ from taskhook import store
 from taskhook.db import create_pool
 from taskhook.dispatcher.loop import Dispatcher
 from taskhook.receiver import (
+    account_api,
     batches_api,
     callbacks_api,
     events_api,
@@ -27,6 +28,7 @@ from taskhook.settings import Settings
 
 Ctx = Callable[[web.Application], AsyncIterator[None]]
 ROUTES = (
+    account_api.routes,
     ops.routes,
     events_api.routes,
     callbacks_api.routes,

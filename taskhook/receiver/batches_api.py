@@ -12,7 +12,7 @@ from taskhook.errors import BadRequest, NotFound
 from taskhook.logs import get_logger
 from taskhook.models import BatchCreate
 from taskhook.receiver.idempotency import run_create
-from taskhook.receiver.keys import POOL, principal
+from taskhook.receiver.keys import POOL, SETTINGS, principal
 from taskhook.receiver.listparams import parse_bool, parse_limit, parse_offset, upper_bound
 from taskhook.receiver.responses import ok
 from taskhook.serialize import batch_json
@@ -41,7 +41,7 @@ async def create_batch(request: web.Request) -> web.Response:
         body = parse_model(BatchCreate, decode_json(raw))
         metadata = check_metadata(body.metadata or {})
         if body.callback:
-            check_callback_url(body.callback, "callback")
+            check_callback_url(body.callback, request.app[SETTINGS], "callback")
         project = await store.get_project(conn, who, body.project)
         if project is None:
             raise BadRequest(f"Project '{body.project}' not found.")

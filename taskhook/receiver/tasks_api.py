@@ -10,7 +10,7 @@ from taskhook import cursor, store, tasks
 from taskhook.logs import get_logger
 from taskhook.models import AuditRequest, UniqueIdRequest
 from taskhook.receiver.idempotency import run_create
-from taskhook.receiver.keys import POOL, TOKEN_KEY, principal
+from taskhook.receiver.keys import POOL, SETTINGS, TOKEN_KEY, principal
 from taskhook.receiver.listparams import parse_bool, parse_limit, task_filters
 from taskhook.receiver.responses import ok
 from taskhook.serialize import limited_task_json, task_json
@@ -35,10 +35,10 @@ async def _body_or(request: web.Request, empty: Any) -> Any:
 async def create_task(request: web.Request) -> web.Response:
     raw = await request.read()
     task_type = request.match_info["type"]
-    who = principal(request)
+    who, settings = principal(request), request.app[SETTINGS]
 
     async def work(conn: Any) -> dict[str, Any]:
-        row = await tasks.create_task(conn, who, task_type, decode_json(raw))
+        row = await tasks.create_task(conn, who, task_type, decode_json(raw), settings)
         log.info("task.created", task_id=row["id"], type=task_type, is_test=who.is_test)
         return task_json(row)
 
@@ -69,8 +69,13 @@ async def cancel_task(request: web.Request) -> web.Response:
 @routes.post("/v1/task/{task_id}/audit")
 async def audit_task(request: web.Request) -> web.Response:
     body = parse_model(AuditRequest, await _body(request))
-    response = await _in_tx(request, tasks.audit_task, body.accepted, body.comments)
-    log.info("task.audited", task_id=request.match_info["task_id"], accepted=body.accepted)
+    response = await _in_tx(request, tasks.audit_task, body)
+    log.info(
+        "task.audited",
+        task_id=request.match_info["task_id"],
+        accepted=body.accepted,
+        fixed=body.response is not None,
+    )
     return response
 
 
