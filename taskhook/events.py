@@ -84,16 +84,28 @@ def _parse_one(index: int, item: Any) -> Event:
 
 
 async def apply(conn: asyncpg.Connection, events: list[Event]) -> list[dict[str, Any]]:
-    """Apply in input order; the caller holds the transaction. All tasks are locked first,
-    in id order, so concurrent requests cannot deadlock. One NOTIFY at the end wakes the
-    dispatchers if any callback was enqueued (never one per event)."""
-    await store.lock_tasks_in_order(conn, list({event.task_id for event in events}))
-    results = []
+    """Apply one request's events in input order; the caller holds the transaction."""
+    return (await apply_groups(conn, [events]))[0]
+
+
+async def apply_groups(
+    conn: asyncpg.Connection, groups: list[list[Event]]
+) -> list[list[dict[str, Any]]]:
+    """Apply several requests' events in one transaction (group commit), each request in
+    input order, requests in arrival order. All tasks are locked first, in id order, so
+    concurrent transactions cannot deadlock. One NOTIFY at the end wakes the dispatchers if
+    any callback was enqueued (never one per event: NOTIFY serializes commits)."""
+    task_ids = sorted({event.task_id for group in groups for event in group})
+    await store.lock_tasks_in_order(conn, task_ids)
+    results: list[list[dict[str, Any]]] = []
     enqueued = False
-    for event in events:
-        result, queued = await _apply_one(conn, event)
-        results.append(result)
-        enqueued = enqueued or queued
+    for group in groups:
+        group_results = []
+        for event in group:
+            result, queued = await _apply_one(conn, event)
+            group_results.append(result)
+            enqueued = enqueued or queued
+        results.append(group_results)
     if enqueued:
         await store.notify_new_work(conn)
     return results
@@ -145,5 +157,10 @@ async def _transition(conn: asyncpg.Connection, ev: Event) -> asyncpg.Record:
         "audit_source": "scale",
     }
     if ev.audit_time_secs is not None:
-        audit["audit_time_secs"] = ev.audit_time_secs
+        audit["audit_time_secs"] = _whole(ev.audit_time_secs)
     return await store.mark_fixed(conn, ev.task_id, ev.response, ev.comments, audit)
+
+
+def _whole(seconds: float) -> int | float:
+    """511 stays 511 on the wire (seed 000's audits), not 511.0; 12.5 stays 12.5."""
+    return int(seconds) if seconds.is_integer() else seconds

@@ -22,7 +22,15 @@ from taskhook.receiver import (
     projects_api,
     tasks_api,
 )
-from taskhook.receiver.keys import DISPATCHER, INGEST, POOL, SETTINGS, TOKEN_KEY
+from taskhook.receiver.group_commit import GroupCommitter
+from taskhook.receiver.keys import (
+    DISPATCHER,
+    GROUP_COMMIT,
+    INGEST,
+    POOL,
+    SETTINGS,
+    TOKEN_KEY,
+)
 from taskhook.receiver.middleware import auth, errors, request_context, url_text
 from taskhook.settings import Settings
 
@@ -77,7 +85,9 @@ def _database(settings: Settings, dsn: str | None, given: asyncpg.Pool | None) -
             )
         app[POOL] = pool
         app[TOKEN_KEY] = await store.token_key(pool)
+        app[GROUP_COMMIT] = GroupCommitter(pool)
         yield
+        await app[GROUP_COMMIT].close()
         if given is None:
             await pool.close()
 

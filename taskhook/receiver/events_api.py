@@ -8,7 +8,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from taskhook import events, metrics
 from taskhook.errors import Unauthorized
 from taskhook.logs import get_logger
-from taskhook.receiver.keys import INGEST, POOL
+from taskhook.receiver.keys import GROUP_COMMIT, INGEST
 from taskhook.receiver.responses import ok
 from taskhook.validation import decode_json
 
@@ -32,8 +32,7 @@ async def ingest(request: web.Request) -> web.Response:
     raw = await request.read()
     _verify(request, raw)
     batch = events.parse_events(decode_json(raw))
-    async with request.app[POOL].acquire() as conn, conn.transaction():
-        results = await events.apply(conn, batch)
+    results = await request.app[GROUP_COMMIT].submit(batch)
     for event, result in zip(batch, results, strict=True):
         metrics.EVENTS.labels(event.type, result["status"]).inc()
         log.info(

@@ -8,12 +8,14 @@ from standardwebhooks.webhooks import Webhook
 
 from taskhook.accounts import Principal
 from taskhook.dispatcher.loop import Dispatcher
+from taskhook.receiver.group_commit import GroupCommitter
 from taskhook.settings import Settings
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 SETTINGS = web.AppKey("settings", Settings)
 TOKEN_KEY = web.AppKey("token_key", bytes)
 INGEST = web.AppKey("ingest", Webhook)  # verifies POST /v1/events
+GROUP_COMMIT = web.AppKey("group_commit", GroupCommitter)  # shares ingest transactions
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)  # present when it runs in this process
 
 # Request-scoped: set by the middlewares.

@@ -1,0 +1,91 @@
+"""Group commit for event ingest: concurrent requests share one transaction.
+
+Each ingest request is validated on its own, then queued. A few writer tasks each take
+every request waiting (up to a cap of events), apply them in one transaction with one
+NOTIFY, and answer each request after the commit. Under load this turns hundreds of small
+commits (and NOTIFYs, which serialize commits) into a few large ones; with one request
+waiting it costs nothing extra. If a group fails for a reason other than the database
+being down, its requests are retried one by one, so one request's failure stays its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+
+from taskhook import events
+from taskhook.db import DATABASE_DOWN
+from taskhook.logs import get_logger
+
+log = get_logger("taskhook.group_commit")
+Results = list[dict[str, Any]]
+Item = tuple[list[events.Event], "asyncio.Future[Results]"]
+
+MAX_GROUP_EVENTS = 1000  # one transaction holds at most this many events (plus one request)
+WRITERS = 2  # transactions in flight at once: one commits while the next one fills
+
+
+class GroupCommitter:
+    def __init__(
+        self, pool: asyncpg.Pool, writers: int = WRITERS, max_events: int = MAX_GROUP_EVENTS
+    ) -> None:
+        self.pool, self.max_events = pool, max_events
+        self.queue: asyncio.Queue[Item] = asyncio.Queue()
+        self.writers = [asyncio.create_task(self._write_forever()) for _ in range(writers)]
+
+    async def submit(self, batch: list[events.Event]) -> Results:
+        future: asyncio.Future[Results] = asyncio.get_running_loop().create_future()
+        await self.queue.put((batch, future))
+        return await future
+
+    async def close(self) -> None:
+        for writer in self.writers:
+            writer.cancel()
+        for writer in self.writers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    def _take_group(self, first: Item) -> list[Item]:
+        group, size = [first], len(first[0])
+        while size < self.max_events and not self.queue.empty():
+            item = self.queue.get_nowait()
+            group.append(item)
+            size += len(item[0])
+        return group
+
+    async def _write_forever(self) -> None:
+        while True:
+            group = self._take_group(await self.queue.get())
+            try:
+                await self._commit(group)
+            except asyncio.CancelledError:
+                _fail(group, ConnectionAbortedError("receiver is shutting down"))
+                raise
+            except DATABASE_DOWN as exc:
+                _fail(group, exc)
+            except Exception:
+                log.warning("group_commit.group_failed", requests=len(group), exc_info=True)
+                await self._commit_one_by_one(group)
+
+    async def _commit(self, group: list[Item]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            results = await events.apply_groups(conn, [batch for batch, _ in group])
+        for (_, future), result in zip(group, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def _commit_one_by_one(self, group: list[Item]) -> None:
+        for item in group:
+            try:
+                await self._commit([item])
+            except Exception as exc:  # this request's own failure, answered to it alone
+                _fail([item], exc)
+
+
+def _fail(group: list[Item], exc: BaseException) -> None:
+    for _, future in group:
+        if not future.done():
+            future.set_exception(exc)
