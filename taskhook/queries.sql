@@ -351,31 +351,41 @@ RETURNING d.id, d.task_id, d.account_id, d.trigger, d.target, d.host, d.payload,
           d.webhook_id, d.attempts, d.lease_token, d.created_at,
           a.callback_auth_key, a.signing_secret;
 
--- name: record_attempt
--- Fenced by the lease token: a dispatcher whose lease was taken over writes nothing and
--- learns it from the count. The task's callback_succeeded follows its latest delivery only.
-WITH d AS (
+-- name: record_attempts
+-- Records many attempts in one statement (batched outcome writes). Each row is fenced by
+-- its lease token: a dispatcher whose lease was taken over writes nothing for that row and
+-- learns it from the ids returned. A task's callback_succeeded follows its latest delivery
+-- only (per-task order means at most one delivery of a task is in flight, so one per task).
+WITH o AS (
+    SELECT *
+    FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::float8[], $5::timestamptz[],
+                $6::int[], $7::int[], $8::text[], $9::text[])
+         AS o(id, lease_token, state, delay, started_at, duration_ms, status_code, error,
+              excerpt)
+), d AS (
     UPDATE deliveries
-    SET state = $3,
-        next_attempt_at = CASE WHEN $4::float8 IS NULL THEN next_attempt_at
-                               ELSE now() + make_interval(secs => $4) END,
+    SET state = o.state,
+        next_attempt_at = CASE WHEN o.delay IS NULL THEN deliveries.next_attempt_at
+                               ELSE now() + make_interval(secs => o.delay) END,
         lease_token = NULL, lease_until = NULL,
-        finished_at = CASE WHEN $3 IN ('succeeded', 'failed') THEN now() END
-    WHERE id = $1 AND lease_token = $2
-    RETURNING id, task_id, attempts
+        finished_at = CASE WHEN o.state IN ('succeeded', 'failed') THEN now() END
+    FROM o
+    WHERE deliveries.id = o.id AND deliveries.lease_token = o.lease_token
+    RETURNING deliveries.id, deliveries.task_id, deliveries.attempts, o.state, o.started_at,
+              o.duration_ms, o.status_code, o.error, o.excerpt
 ), a AS (
     INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms,
                                    status_code, error, response_excerpt)
-    SELECT id, attempts, $5, $6, $7, $8, $9 FROM d
+    SELECT id, attempts, started_at, duration_ms, status_code, error, excerpt FROM d
     ON CONFLICT (delivery_id, attempt) DO NOTHING
 ), t AS (
-    UPDATE tasks SET callback_succeeded = ($3 = 'succeeded')
+    UPDATE tasks SET callback_succeeded = (d.state = 'succeeded')
     FROM d
-    WHERE tasks.id = d.task_id AND $3 IN ('succeeded', 'failed')
+    WHERE tasks.id = d.task_id AND d.state IN ('succeeded', 'failed')
       AND NOT EXISTS (SELECT 1 FROM deliveries later
                       WHERE later.task_id = d.task_id AND later.id > d.id)
 )
-SELECT count(*) FROM d;
+SELECT id FROM d;
 
 -- name: release_delivery
 -- Shutdown mid-send: hand the delivery back now; the attempt did not happen.

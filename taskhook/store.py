@@ -400,24 +400,44 @@ async def claim_deliveries(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt to record, and the delivery state it leads to."""
+
+    delivery: Claimed
+    state: str  # pending (retry later), succeeded, failed
+    delay: float | None  # seconds until the next attempt, when state is pending
+    result: AttemptResult
+
+
+async def record_attempts(conn: Conn, records: list[AttemptRecord]) -> set[int]:
+    """Write attempts and next states in one statement; returns the delivery ids whose
+    lease still held (the others were taken over and wrote nothing)."""
+    columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])
+    for r in records:
+        o = r.result.outcome
+        values = (
+            r.delivery.id,
+            r.delivery.lease_token,
+            r.state,
+            r.delay,
+            r.result.started_at,
+            r.result.duration_ms,
+            o.status_code,
+            o.error,
+            r.result.excerpt,
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    rows = await conn.fetch(queries["record_attempts"], *columns)
+    return {row["id"] for row in rows}
+
+
 async def record_attempt(
     conn: Conn, d: Claimed, state: str, delay: float | None, result: AttemptResult
 ) -> bool:
-    """Write the attempt and the delivery's next state; False if the lease was lost."""
-    o = result.outcome
-    kept = await conn.fetchval(
-        queries["record_attempt"],
-        d.id,
-        d.lease_token,
-        state,
-        delay,
-        result.started_at,
-        result.duration_ms,
-        o.status_code,
-        o.error,
-        result.excerpt,
-    )
-    return bool(kept)
+    """One attempt; False if the lease was lost."""
+    return d.id in await record_attempts(conn, [AttemptRecord(d, state, delay, result)])
 
 
 async def release_delivery(conn: Conn, delivery_id: int, lease_token: UUID) -> None:

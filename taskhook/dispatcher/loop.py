@@ -23,6 +23,7 @@ from taskhook.db import DATABASE_DOWN
 from taskhook.delivery import AttemptResult, Claimed
 from taskhook.dispatcher.listener import Listener
 from taskhook.dispatcher.mailer import SmtpConfig
+from taskhook.dispatcher.outcomes import OutcomeWriter
 from taskhook.dispatcher.sender import SendConfig, send
 from taskhook.dispatcher.targets import VettingResolver
 from taskhook.logs import get_logger
@@ -66,6 +67,7 @@ class Dispatcher:
         self.slot_freed = asyncio.Event()
         self.heartbeat = time.monotonic()
         self.session: aiohttp.ClientSession | None = None
+        self.outcomes: OutcomeWriter | None = None
 
     def seconds_since_heartbeat(self) -> float:
         return time.monotonic() - self.heartbeat
@@ -76,6 +78,7 @@ class Dispatcher:
             resolver=VettingResolver(self.settings.allow_private_targets), limit=0
         )
         async with aiohttp.ClientSession(connector=connector) as self.session:
+            self.outcomes = OutcomeWriter(self.pool)
             listening = asyncio.create_task(self.listener.run(stop))
             pruning = asyncio.create_task(self._prune_periodically(stop))
             log.info("dispatcher.started")
@@ -84,6 +87,7 @@ class Dispatcher:
                     await self._step(stop)
             finally:
                 await self._drain()
+                await self.outcomes.close()
                 for side in (listening, pruning):
                     side.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -175,7 +179,8 @@ class Dispatcher:
         pause = host_pause(outcome)
         if pause is not None:
             await store.pause_host(self.pool, d.host, pause * self.settings.retry_time_scale)
-        kept = await store.record_attempt(self.pool, d, state, delay, result)
+        assert self.outcomes is not None
+        kept = await self.outcomes.record(store.AttemptRecord(d, state, delay, result))
         self._log_outcome(d, result, state, delay, kept)
 
     def _log_outcome(

@@ -1,0 +1,51 @@
+"""Batched outcome writes: outcomes that wait together are written in one statement."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import asyncpg
+
+from taskhook import store
+from taskhook.delivery import AttemptResult, Outcome
+from taskhook.dispatcher.outcomes import OutcomeWriter
+from tests.conftest import Api
+
+OK = AttemptResult(datetime.now(UTC), 3, Outcome(status_code=200), "ok")
+
+
+async def test_waiting_outcomes_are_written_in_one_statement(
+    test_api: Api, pool: asyncpg.Pool
+) -> None:
+    """Outcomes queued while a write is in progress go out together, and every caller
+    learns whether its lease held."""
+    await test_api.project()
+    for _ in range(6):
+        await test_api.task(callback_url="http://127.0.0.1:9/cb")
+    first, *rest = await store.claim_deliveries(pool, 10, 60, 10, [])
+    writer = OutcomeWriter(pool)
+    blocker = await pool.acquire()
+    tx = blocker.transaction()
+    await tx.start()
+    await blocker.execute("SELECT 1 FROM deliveries WHERE id = $1 FOR UPDATE", first.id)
+    try:
+        head = asyncio.create_task(writer.record(store.AttemptRecord(first, "succeeded", None, OK)))
+        await asyncio.sleep(0.2)  # the writer now waits on the locked delivery
+        queued = [
+            asyncio.create_task(writer.record(store.AttemptRecord(d, "succeeded", None, OK)))
+            for d in rest
+        ]
+        await asyncio.sleep(0.1)
+    finally:
+        await tx.rollback()
+        await pool.release(blocker)
+    kept = await asyncio.gather(head, *queued)
+    await writer.close()
+    assert kept == [True] * 6
+    xmins = await pool.fetch(
+        "SELECT DISTINCT xmin::text FROM delivery_attempts WHERE delivery_id = ANY($1)",
+        [d.id for d in rest],
+    )
+    assert len(xmins) == 1
+    assert await pool.fetchval("SELECT count(*) FROM tasks WHERE callback_succeeded") == 6
