@@ -305,7 +305,8 @@ WITH d AS (
     VALUES ($1, $2, $3, $4, $5, $6, $7)
     RETURNING id
 ), t AS (
-    UPDATE tasks SET callback_succeeded = NULL WHERE id = $1
+    -- Only when set: an update that changes nothing would still write a new row version.
+    UPDATE tasks SET callback_succeeded = NULL WHERE id = $1 AND callback_succeeded IS NOT NULL
 )
 SELECT id FROM d;
 
