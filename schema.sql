@@ -157,8 +157,10 @@ CREATE INDEX IF NOT EXISTS ingested_events_received_idx ON ingested_events (rece
 
 -- Callback deliveries (SPEC §4). One row per callback trigger; retries are attempts
 -- of the same delivery and share its webhook_id.
--- state: 'pending' (waiting for next_attempt_at), 'sending' (claimed under a lease),
--- 'succeeded', 'failed' (retries exhausted or given up).
+-- state: 'waiting' (an earlier delivery of the same task is unfinished: per-task order),
+-- 'pending' (due at next_attempt_at), 'sending' (claimed under a lease), 'succeeded',
+-- 'failed' (retries exhausted or given up). Finishing a delivery makes the task's next
+-- 'waiting' one 'pending', so the claim never has to look for earlier deliveries.
 CREATE TABLE IF NOT EXISTS deliveries (
     id               bigserial PRIMARY KEY,
     task_id          text NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
@@ -170,7 +172,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     payload          jsonb NOT NULL,
     webhook_id       text NOT NULL,                      -- "msg_" + random; stable across retries
     state            text NOT NULL DEFAULT 'pending'
-                     CHECK (state IN ('pending', 'sending', 'succeeded', 'failed')),
+                     CONSTRAINT deliveries_state_check
+                     CHECK (state IN ('waiting', 'pending', 'sending', 'succeeded', 'failed')),
     attempts         integer NOT NULL DEFAULT 0,
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
     lease_until      timestamptz,
@@ -178,6 +181,17 @@ CREATE TABLE IF NOT EXISTS deliveries (
     created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
     finished_at      timestamptz
 );
+-- Databases made before the 'waiting' state existed: widen the state check once.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                   WHERE conname = 'deliveries_state_check'
+                     AND pg_get_constraintdef(oid) LIKE '%waiting%') THEN
+        ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_state_check;
+        ALTER TABLE deliveries ADD CONSTRAINT deliveries_state_check
+            CHECK (state IN ('waiting', 'pending', 'sending', 'succeeded', 'failed'));
+    END IF;
+END $$;
 -- The hot queue: vacuum after every ~5,000 dead rows (not 20 % of the table), so claims
 -- do not walk the dead index entries that earlier claims left (performance-limits §3).
 ALTER TABLE deliveries SET (autovacuum_vacuum_scale_factor = 0.0,

@@ -299,10 +299,16 @@ RETURNING *;
 -- ===== callback delivery (SPEC §4) =====
 
 -- name: enqueue_delivery
--- A new callback makes the task's callback_succeeded unresolved until it ends.
+-- A new callback makes the task's callback_succeeded unresolved until it ends. It waits
+-- while an earlier delivery of the task is unfinished (per-task order); the caller holds
+-- the task's row lock, so two enqueues for one task cannot both miss each other.
 WITH d AS (
-    INSERT INTO deliveries (task_id, account_id, trigger, target, host, payload, webhook_id)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    INSERT INTO deliveries (task_id, account_id, trigger, target, host, payload, webhook_id,
+                            state)
+    VALUES ($1, $2, $3, $4, $5, $6, $7,
+            CASE WHEN EXISTS (SELECT 1 FROM deliveries e WHERE e.task_id = $1
+                              AND e.state IN ('waiting', 'pending', 'sending'))
+                 THEN 'waiting' ELSE 'pending' END)
     RETURNING id
 ), t AS (
     -- Only when set: an update that changes nothing would still write a new row version.
@@ -314,24 +320,28 @@ SELECT id FROM d;
 -- One wake-up per transaction that enqueued work (never per row: NOTIFY serializes commits).
 SELECT pg_notify('taskhook_deliveries', '');
 
+-- name: claim_plan_settings
+-- Run before claim_deliveries in its transaction (see store.claim_deliveries for why).
+SET LOCAL enable_bitmapscan = off;
+
 -- name: claim_deliveries
 -- Claims up to $1 due deliveries under a lease of $2 seconds, at most $3 per host, skipping
 -- hosts in $4 (at their in-flight cap here) and paused hosts. A claimed row's
--- next_attempt_at is its lease end, so one due test also re-picks expired leases. A
--- delivery waits while an earlier one of its task is unfinished (per-task order). Rows are
--- ranked per host and taken round-robin, so one busy host cannot take every slot.
+-- next_attempt_at is its lease end, so one due test also re-picks expired leases. Per-task
+-- order needs no test here: a later delivery of a task is 'waiting' until the earlier one
+-- ends. So the candidates are one ordered range scan of deliveries_due_idx that stops at
+-- its LIMIT, whatever the backlog. Rows are ranked per host and taken round-robin, so one
+-- busy host cannot take every slot.
 WITH candidates AS (
     SELECT d.id, d.host, d.next_attempt_at
     FROM deliveries d
     WHERE d.state IN ('pending', 'sending') AND d.next_attempt_at <= now()
       AND d.host <> ALL ($4::text[])
-      AND NOT EXISTS (SELECT 1 FROM host_pauses h
-                      WHERE h.host = d.host AND h.paused_until > now())
-      AND NOT EXISTS (SELECT 1 FROM deliveries e
-                      WHERE e.task_id = d.task_id AND e.id < d.id
-                        AND e.state IN ('pending', 'sending'))
+      -- An array computed once (an InitPlan), not a join: a join would lose the index
+      -- order and force a sort of every due row.
+      AND d.host <> ALL (ARRAY(SELECT h.host FROM host_pauses h WHERE h.paused_until > now()))
     ORDER BY d.next_attempt_at, d.id
-    LIMIT $1 * 4
+    LIMIT $1 * 2
     FOR UPDATE OF d SKIP LOCKED
 ), ranked AS (
     SELECT id, next_attempt_at,
@@ -385,6 +395,12 @@ WITH o AS (
     WHERE tasks.id = d.task_id AND d.state IN ('succeeded', 'failed')
       AND NOT EXISTS (SELECT 1 FROM deliveries later
                       WHERE later.task_id = d.task_id AND later.id > d.id)
+), next_up AS (
+    -- The finished delivery's successor (the task's oldest waiting one) becomes due.
+    UPDATE deliveries SET state = 'pending', next_attempt_at = now()
+    WHERE id IN (SELECT (SELECT min(w.id) FROM deliveries w
+                         WHERE w.task_id = d.task_id AND w.state = 'waiting')
+                 FROM d WHERE d.state IN ('succeeded', 'failed'))
 )
 SELECT id FROM d;
 
@@ -425,7 +441,7 @@ SELECT count(*) AS depth,
                         FILTER (WHERE state = 'pending' AND next_attempt_at <= now())), 0)
            AS oldest_due_age
 FROM deliveries
-WHERE state IN ('pending', 'sending');
+WHERE state IN ('waiting', 'pending', 'sending');
 
 -- name: prune_finished_deliveries
 -- Retention: finished deliveries (and, by cascade, their attempts) older than $1 days.

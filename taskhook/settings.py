@@ -65,7 +65,7 @@ class Settings(BaseSettings):
         256, ge=1, le=10_000, description="Callbacks in flight at once, per dispatcher."
     )
     per_host_concurrency: int = Field(
-        32, ge=1, le=10_000, description="Callbacks in flight to one host, per dispatcher."
+        100, ge=1, le=10_000, description="Callbacks in flight to one host, per dispatcher."
     )
     claim_batch: int = Field(100, ge=1, le=1000, description="Deliveries claimed per query.")
     lease_seconds: float = Field(

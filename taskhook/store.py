@@ -377,9 +377,17 @@ async def notify_new_work(conn: Conn) -> None:
 
 
 async def claim_deliveries(
-    conn: Conn, limit: int, lease_seconds: float, per_host: int, skip_hosts: list[str]
+    pool: asyncpg.Pool, limit: int, lease_seconds: float, per_host: int, skip_hosts: list[str]
 ) -> list[Claimed]:
-    rows = await conn.fetch(queries["claim_deliveries"], limit, lease_seconds, per_host, skip_hosts)
+    async with pool.acquire() as conn, conn.transaction():
+        # A backlog grows faster than statistics follow; with a stale row estimate the
+        # planner prefers a bitmap scan of every due row plus a sort, which makes each claim
+        # cost O(backlog). Without bitmap scans it walks deliveries_due_idx in order and
+        # stops at the LIMIT.
+        await conn.execute(queries["claim_plan_settings"])
+        rows = await conn.fetch(
+            queries["claim_deliveries"], limit, lease_seconds, per_host, skip_hosts
+        )
     return [
         Claimed(
             id=r["id"],

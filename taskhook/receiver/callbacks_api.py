@@ -13,6 +13,8 @@ from taskhook.serialize import iso
 
 log = get_logger("taskhook.callbacks")
 routes = web.RouteTableDef()
+# 'waiting' (behind an earlier delivery of the same task) is shown as SPEC §8's 'pending'.
+_PUBLIC_STATE = {"waiting": "pending"}
 
 
 @routes.get("/v1/task/{task_id}/callbacks")
@@ -25,7 +27,7 @@ async def list_callbacks(request: web.Request) -> web.Response:
         {
             "delivery_id": r["id"],
             "trigger": r["trigger"],
-            "state": r["state"],
+            "state": _PUBLIC_STATE.get(r["state"], r["state"]),
             "created_at": iso(r["created_at"]),
             "attempts": r["attempts"],
         }
