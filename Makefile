@@ -1,5 +1,5 @@
-# The two commands a newcomer needs: `make run` and `make test`.
-# Both create .venv and install taskhook with its pinned ranges when needed.
+# The two commands a newcomer needs: `make run` and `make test`; `make bench` measures.
+# Each creates .venv and installs taskhook with its pinned ranges when needed.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -21,6 +21,9 @@ test: $(STAMP)  ## lint, then the whole test suite against a real PostgreSQL
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+bench: $(STAMP)  ## every benchmark scenario of issue 6 (~10 min; ARGS=--quick: ~2 min)
+	$(BIN)/python -m bench.run $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 
@@ -36,7 +35,7 @@ class Claimed:
     trigger: str
     target: str
     host: str
-    payload: dict[str, Any]
+    payload: str  # the callback body as JSON text, exactly as it is sent and signed
     webhook_id: str
     attempt: int
     lease_token: UUID

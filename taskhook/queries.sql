@@ -358,8 +358,9 @@ SET state = 'sending', attempts = d.attempts + 1, lease_token = gen_random_uuid(
     next_attempt_at = now() + make_interval(secs => $2)
 FROM chosen, accounts a
 WHERE d.id = chosen.id AND a.id = d.account_id
-RETURNING d.id, d.task_id, d.account_id, d.trigger, d.target, d.host, d.payload,
-          d.webhook_id, d.attempts, d.lease_token, d.created_at,
+-- The payload comes back as JSON text and is sent as such: no decode and re-encode.
+RETURNING d.id, d.task_id, d.account_id, d.trigger, d.target, d.host,
+          d.payload::text AS payload, d.webhook_id, d.attempts, d.lease_token, d.created_at,
           a.callback_auth_key, a.signing_secret;
 
 -- name: record_attempts

@@ -62,12 +62,12 @@ class Settings(BaseSettings):
         64 * 1024, ge=0, description="At most this much of a callback response is read."
     )
     dispatch_concurrency: int = Field(
-        256, ge=1, le=10_000, description="Callbacks in flight at once, per dispatcher."
+        512, ge=1, le=10_000, description="Callbacks in flight at once, per dispatcher."
     )
     per_host_concurrency: int = Field(
-        100, ge=1, le=10_000, description="Callbacks in flight to one host, per dispatcher."
+        200, ge=1, le=10_000, description="Callbacks in flight to one host, per dispatcher."
     )
-    claim_batch: int = Field(100, ge=1, le=1000, description="Deliveries claimed per query.")
+    claim_batch: int = Field(200, ge=1, le=1000, description="Deliveries claimed per query.")
     lease_seconds: float = Field(
         60.0, ge=1, description="A claimed delivery is retaken by others after this long."
     )

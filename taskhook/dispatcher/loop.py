@@ -62,7 +62,8 @@ class Dispatcher:
             settings.allow_private_targets,
             smtp,
         )
-        self.in_flight: set[asyncio.Task[None]] = set()
+        self.in_flight: set[asyncio.Task[None]] = set()  # until the outcome is written
+        self.sending = 0  # deliveries whose HTTP exchange (or mail) is under way
         self.per_host: Counter[str] = Counter()
         self.slot_freed = asyncio.Event()
         self.heartbeat = time.monotonic()
@@ -108,13 +109,24 @@ class Dispatcher:
 
     async def _step(self, stop: asyncio.Event) -> None:
         self.heartbeat = time.monotonic()
-        free = self.settings.dispatch_concurrency - len(self.in_flight)
-        claimed = await self._claim(free) if free > 0 else []
+        # Clear before claiming: a NOTIFY or a freed slot that arrives while the claim runs
+        # must wake the wait below, not be erased by it (a lost wake-up costs a whole poll).
+        self.listener.wake.clear()
+        self.slot_freed.clear()
+        free = self.settings.dispatch_concurrency - self.sending
+        asked = min(free, self.settings.claim_batch)
+        began = time.perf_counter()
+        claimed = await self._claim(asked) if asked > 0 else []
+        log.debug(
+            "dispatcher.claimed",
+            asked=asked,
+            claimed=len(claimed),
+            sending=self.sending,
+            ms=round((time.perf_counter() - began) * 1000, 2),
+        )
         for delivery in claimed:
             self._start(delivery)
-        if len(claimed) < max(free, 1):  # caught up (or full): wait for a reason to look
-            self.listener.wake.clear()
-            self.slot_freed.clear()
+        if len(claimed) < max(asked, 1):  # caught up (or full): wait for a reason to look
             await _wait_any(
                 self.listener.wake.wait(),
                 self.slot_freed.wait(),
@@ -122,12 +134,12 @@ class Dispatcher:
                 seconds=self.settings.poll_interval,
             )
 
-    async def _claim(self, free: int) -> list[Claimed]:
+    async def _claim(self, limit: int) -> list[Claimed]:
         full = [h for h, n in self.per_host.items() if n >= self.settings.per_host_concurrency]
         try:
             return await store.claim_deliveries(
                 self.pool,
-                min(free, self.settings.claim_batch),
+                limit,
                 self.settings.lease_seconds,
                 self.settings.per_host_concurrency,
                 full,
@@ -138,17 +150,22 @@ class Dispatcher:
             return []
 
     def _start(self, d: Claimed) -> None:
+        """A slot (global and per host) is held while the HTTP exchange runs."""
+        self.sending += 1
         self.per_host[d.host] += 1
         task = asyncio.create_task(self._deliver(d))
         self.in_flight.add(task)
-        task.add_done_callback(lambda t, host=d.host: self._finished(t, host))
+        task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task[None], host: str) -> None:
-        self.in_flight.discard(task)
+    def _free_slot(self, host: str) -> None:
+        self.sending -= 1
         self.per_host[host] -= 1
         if self.per_host[host] <= 0:
             del self.per_host[host]
         self.slot_freed.set()
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery.crashed", exc_info=task.exception())
 
@@ -163,6 +180,11 @@ class Dispatcher:
             # Shutdown mid-send: hand the delivery back at once instead of after the lease.
             await asyncio.shield(store.release_delivery(self.pool, d.id, d.lease_token))
             raise
+        finally:
+            # The host is no longer being called: its slot can serve other deliveries while
+            # this outcome is written. The delivery stays 'sending' under its lease, and its
+            # task's next delivery stays 'waiting', until the write lands.
+            self._free_slot(d.host)
         await self._record(d, result)
 
     async def _record(self, d: Claimed, result: AttemptResult) -> None:

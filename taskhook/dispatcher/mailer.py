@@ -45,11 +45,12 @@ class SmtpConfig:
 
 
 def message_for(d: Claimed, sender: str) -> EmailMessage:
-    task = d.payload.get("task", d.payload)
+    payload = json.loads(d.payload)
+    task = payload.get("task", payload)
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = d.target
-    msg["Subject"] = f"Task {d.task_id} {d.payload.get('status', '')}".strip()
+    msg["Subject"] = f"Task {d.task_id} {payload.get('status', '')}".strip()
     msg["X-Taskhook-Webhook-Id"] = d.webhook_id  # stable across retries, like webhook-id
     msg.set_content(json.dumps(task, indent=2, ensure_ascii=False))
     return msg

@@ -1,8 +1,8 @@
 """Batched outcome writes: attempts finished close together are recorded in one statement.
 
 Each delivery task hands its outcome over and waits until it is written, so a delivery
-holds its slot (and its per-task order) until its outcome is durable. One writer flushes
-everything waiting; while it writes, the next batch gathers. Under load this turns one
+holds its lease (and its per-task order) until its outcome is durable. Two writers flush
+everything waiting; while one writes, the next batch gathers. Under load this turns one
 round trip per callback into one per batch; with one outcome waiting it adds nothing.
 """
 
@@ -19,6 +19,8 @@ from taskhook.logs import get_logger
 
 log = get_logger("taskhook.dispatcher.outcomes")
 MAX_BATCH = 500
+MAX_QUEUED = 5000  # outcomes waiting to be written; a full queue slows the senders down
+WRITERS = 2  # one statement commits while the next batch gathers
 RETRY_DELAY = 1.0  # seconds before a failed write is tried again (database down)
 Item = tuple[store.AttemptRecord, "asyncio.Future[bool]"]
 
@@ -26,8 +28,8 @@ Item = tuple[store.AttemptRecord, "asyncio.Future[bool]"]
 class OutcomeWriter:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-        self.queue: asyncio.Queue[Item] = asyncio.Queue()
-        self.task = asyncio.create_task(self._write_forever())
+        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=MAX_QUEUED)
+        self.tasks = [asyncio.create_task(self._write_forever()) for _ in range(WRITERS)]
 
     async def record(self, record: store.AttemptRecord) -> bool:
         """Queue one outcome and wait until it is written; False if the lease was lost."""
@@ -39,9 +41,11 @@ class OutcomeWriter:
         """Write what is still queued (cancelled deliveries' outcomes too), then stop."""
         while not self.queue.empty():
             await self._flush([self.queue.get_nowait() for _ in range(self.queue.qsize())])
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _write_forever(self) -> None:
         while True:

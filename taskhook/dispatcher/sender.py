@@ -7,7 +7,6 @@ and records the result after.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +35,7 @@ class SendConfig:
 
 def request_parts(d: Claimed, now: datetime) -> tuple[bytes, dict[str, str]]:
     """The exact body bytes and headers of SPEC §4; the signature covers those bytes."""
-    body = json.dumps(d.payload, separators=(",", ":"), ensure_ascii=False)
+    body = d.payload
     signature = Webhook(d.signing_secret).sign(d.webhook_id, now, body)
     headers = {
         "Content-Type": "application/json",
