@@ -92,35 +92,50 @@ async def apply_groups(
     conn: asyncpg.Connection, groups: list[list[Event]]
 ) -> list[list[dict[str, Any]]]:
     """Apply several requests' events in one transaction (group commit), each request in
-    input order, requests in arrival order. All tasks are locked first, in id order, so
-    concurrent transactions cannot deadlock. One NOTIFY at the end wakes the dispatchers if
-    any callback was enqueued (never one per event: NOTIFY serializes commits)."""
-    task_ids = sorted({event.task_id for group in groups for event in group})
-    await store.lock_tasks_in_order(conn, task_ids)
+    input order, requests in arrival order. All tasks are locked and read first, in id
+    order, so concurrent transactions cannot deadlock, and all event ids are claimed in one
+    statement; what is left per event is its transition and its delivery. One NOTIFY at the
+    end wakes the dispatchers if any callback was enqueued (NOTIFY serializes commits)."""
+    flat = [event for group in groups for event in group]
+    tasks = await store.lock_tasks_in_order(conn, sorted({e.task_id for e in flat}))
+    new_ids = await store.claim_event_ids(conn, [(e.event_id, e.task_id, e.type) for e in flat])
     results: list[list[dict[str, Any]]] = []
+    rejected: set[str] = set()
     enqueued = False
     for group in groups:
         group_results = []
         for event in group:
-            result, queued = await _apply_one(conn, event)
+            first_time = event.event_id in new_ids
+            new_ids.discard(event.event_id)  # a repeat later in the group is a duplicate...
+            result, queued = await _apply_one(conn, event, tasks, first_time)
+            if result["status"] == "rejected":  # ...unless it was rejected: then it may apply
+                rejected.add(event.event_id)
+                new_ids.add(event.event_id)
+            elif result["status"] == "applied":
+                rejected.discard(event.event_id)
             group_results.append(result)
             enqueued = enqueued or queued
         results.append(group_results)
+    if rejected:
+        await store.forget_event_ids(conn, sorted(rejected))
     if enqueued:
         await store.notify_new_work(conn)
     return results
 
 
-async def _apply_one(conn: asyncpg.Connection, ev: Event) -> tuple[dict[str, Any], bool]:
-    if not await store.claim_event_id(conn, ev.event_id, ev.task_id, ev.type):
+async def _apply_one(
+    conn: asyncpg.Connection, ev: Event, tasks: dict[str, dict[str, Any]], first_time: bool
+) -> tuple[dict[str, Any], bool]:
+    if not first_time:
         return {"event_id": ev.event_id, "status": "duplicate"}, False
-    task = await store.lock_task_by_id(conn, ev.task_id)
+    task = tasks.get(ev.task_id)
     reason = _refusal(task, ev)
     if reason is not None:
-        await store.forget_event_id(conn, ev.event_id)
         return {"event_id": ev.event_id, "status": "rejected", "error": reason}, False
     assert task is not None
     row = await _transition(conn, ev)
+    # Later events of this group about the same task see its new state.
+    tasks[ev.task_id] = {**dict(row), "account_callback_url": task["account_callback_url"]}
     trigger = TRIGGER[ev.type]
     queued = (
         trigger is not None
@@ -129,7 +144,7 @@ async def _apply_one(conn: asyncpg.Connection, ev: Event) -> tuple[dict[str, Any
     return {"event_id": ev.event_id, "status": "applied"}, queued
 
 
-def _refusal(task: asyncpg.Record | None, ev: Event) -> str | None:
+def _refusal(task: dict[str, Any] | None, ev: Event) -> str | None:
     if task is None:
         return f"Task {ev.task_id} not found."
     needed = NEEDS[ev.type]

@@ -232,25 +232,26 @@ DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours';
 
 -- ===== event ingest (SPEC §3) =====
 
--- name: claim_event_id
--- No row back: the event_id was seen before (a duplicate).
-INSERT INTO ingested_events (event_id, task_id, type) VALUES ($1, $2, $3)
+-- name: claim_event_ids
+-- Claims the event ids of a whole group at once; the ids returned are new. An id seen
+-- before (or twice in this group: DO NOTHING covers rows of the same command) is not.
+INSERT INTO ingested_events (event_id, task_id, type)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id;
 
--- name: forget_event_id
-DELETE FROM ingested_events WHERE event_id = $1;
+-- name: forget_event_ids
+-- Rejected events are not kept, so the same event_id can apply once its task is ready.
+DELETE FROM ingested_events WHERE event_id = ANY ($1::text[]);
 
 -- name: lock_tasks_in_order
--- Locks every task of one ingest request up front, in id order: two requests about the
--- same tasks listed in different orders then wait for each other instead of deadlocking.
-SELECT id FROM tasks WHERE id = ANY ($1::text[]) ORDER BY id FOR UPDATE;
-
--- name: lock_task_by_id
--- Ingest is account-blind (task ids are global); the account's default URL comes along.
+-- Locks and reads every task of an ingest group up front, in id order: two groups about
+-- the same tasks then wait for each other instead of deadlocking. Ingest is account-blind
+-- (task ids are global); the account's default callback URL comes along.
 SELECT t.*, a.default_callback_url AS account_callback_url
 FROM tasks t JOIN accounts a ON a.id = t.account_id
-WHERE t.id = $1
+WHERE t.id = ANY ($1::text[])
+ORDER BY t.id
 FOR UPDATE OF t;
 
 -- name: mark_started

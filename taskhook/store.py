@@ -296,21 +296,21 @@ async def idempotency_release(conn: Conn, p: Principal, key: str) -> None:
 # --- event ingest --------------------------------------------------------------------
 
 
-async def claim_event_id(conn: Conn, event_id: str, task_id: str, type_: str) -> bool:
-    """True if the event is new; False if this event_id was applied before."""
-    return await conn.fetchval(queries["claim_event_id"], event_id, task_id, type_) is not None
+async def claim_event_ids(conn: Conn, events: list[tuple[str, str, str]]) -> set[str]:
+    """(event_id, task_id, type) of a group; returns the ids not seen before."""
+    ids, task_ids, types = (list(column) for column in zip(*events, strict=True))
+    rows = await conn.fetch(queries["claim_event_ids"], ids, task_ids, types)
+    return {row["event_id"] for row in rows}
 
 
-async def forget_event_id(conn: Conn, event_id: str) -> None:
-    await conn.execute(queries["forget_event_id"], event_id)
+async def forget_event_ids(conn: Conn, event_ids: list[str]) -> None:
+    await conn.execute(queries["forget_event_ids"], event_ids)
 
 
-async def lock_tasks_in_order(conn: Conn, task_ids: list[str]) -> None:
-    await conn.execute(queries["lock_tasks_in_order"], task_ids)
-
-
-async def lock_task_by_id(conn: Conn, task_id: str) -> Row | None:
-    return await conn.fetchrow(queries["lock_task_by_id"], task_id)
+async def lock_tasks_in_order(conn: Conn, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Lock the tasks (in id order) and return them by id."""
+    rows = await conn.fetch(queries["lock_tasks_in_order"], task_ids)
+    return {row["id"]: dict(row) for row in rows}
 
 
 async def _changed(conn: Conn, name: str, *args: Any) -> Row:
