@@ -397,3 +397,22 @@ async def test_retention_prunes_old_history(
         )
     )
     assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE task_id = $1", new_task) == 1
+
+
+async def test_no_database_connection_is_held_during_http(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start, pool: asyncpg.Pool
+) -> None:
+    """While callbacks hang at the receiver, the dispatcher holds no pooled connection and
+    no transaction is open: the claim committed before the POST."""
+    receiver, url = sink
+    for _ in range(3):
+        await completed_task(test_api, url + "/hang")
+    await run_dispatcher(total_timeout=20)
+    await receiver.wait_for(lambda: len(receiver.to("/hang")) == 3)
+    await asyncio.sleep(0.3)  # the loop settles into its wait
+    assert pool.get_size() == pool.get_idle_size()
+    open_tx = await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND state LIKE 'idle in transaction%'"
+    )
+    assert open_tx == 0
