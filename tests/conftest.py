@@ -252,3 +252,12 @@ async def run_dispatcher(pool: asyncpg.Pool, dsn: str) -> AsyncIterator[Any]:
         stop.set()
     for _, task in running:
         await asyncio.wait_for(task, 15)
+
+
+async def snapshot(pool: asyncpg.Pool) -> dict[str, list[str]]:
+    """Every task, batch and project row as JSON text: equal snapshots mean nothing changed."""
+    tables = {}
+    for table in ("tasks", "batches", "projects"):
+        rows = await pool.fetch(f"SELECT to_jsonb(t)::text AS j FROM {table} t ORDER BY t.id")
+        tables[table] = [r["j"] for r in rows]
+    return tables

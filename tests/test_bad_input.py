@@ -15,7 +15,7 @@ import pytest
 
 from taskhook.accounts import NewAccount
 from taskhook.settings import Settings
-from tests.conftest import Api
+from tests.conftest import Api, snapshot
 
 TASK_BODY = {"project": "proj", "attachment": "a", "categories": ["x", "y"]}
 CREATE = "/v1/task/categorization"
@@ -35,15 +35,6 @@ def assert_error(status: int, body: Any, expected: int, *words: str) -> str:
     for word in words:
         assert word in message, f"{word!r} not named in {message!r}"
     return message
-
-
-async def snapshot(pool: asyncpg.Pool) -> dict[str, list[str]]:
-    """Every task, batch and project row, as JSON text: equal snapshots mean nothing changed."""
-    tables = {}
-    for table in ("tasks", "batches", "projects"):
-        rows = await pool.fetch(f"SELECT to_jsonb(t)::text AS j FROM {table} t ORDER BY t.id")
-        tables[table] = [r["j"] for r in rows]
-    return tables
 
 
 async def task_count(pool: asyncpg.Pool) -> int:

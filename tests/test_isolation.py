@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from taskhook.accounts import NewAccount
-from tests.conftest import Api
+from tests.conftest import Api, snapshot
 
 MakeAccount = Callable[[str], Awaitable[NewAccount]]
 
@@ -64,15 +64,6 @@ class Setup:
     owner: Api
     intruder: Api
     names: dict[str, str]  # task, batch, project, unique_id
-
-
-async def snapshot(pool: asyncpg.Pool) -> dict[str, list[str]]:
-    """Every task, batch and project row as JSON text: equal snapshots mean nothing changed."""
-    tables = {}
-    for table in ("tasks", "batches", "projects"):
-        rows = await pool.fetch(f"SELECT to_jsonb(t)::text AS j FROM {table} t ORDER BY t.id")
-        tables[table] = [r["j"] for r in rows]
-    return tables
 
 
 async def own_objects(api: Api) -> dict[str, str]:
