@@ -197,9 +197,12 @@ END $$;
 ALTER TABLE deliveries SET (autovacuum_vacuum_scale_factor = 0.0,
                             autovacuum_vacuum_threshold = 5000,
                             autovacuum_analyze_scale_factor = 0.05);
--- The claim scans only unfinished rows in due order; a partial index keeps it small.
-CREATE INDEX IF NOT EXISTS deliveries_due_idx
-    ON deliveries (next_attempt_at, id) WHERE state IN ('pending', 'sending');
+-- The claim walks unfinished rows per host in due order (a skip scan over the hosts, then
+-- a range per host); a partial index keeps it small. It replaced deliveries_due_idx (one
+-- global due order), whose scans walked every due row of a host at its in-flight cap.
+CREATE INDEX IF NOT EXISTS deliveries_host_due_idx
+    ON deliveries (host, next_attempt_at, id) WHERE state IN ('pending', 'sending');
+DROP INDEX IF EXISTS deliveries_due_idx;
 -- Per-task listing and the per-task order rule (earlier unfinished delivery first).
 CREATE INDEX IF NOT EXISTS deliveries_task_idx ON deliveries (task_id, id);
 

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from taskhook import store
+from taskhook.db import json_text
 from taskhook.serialize import task_json
 
 # Triggers after which Scale adds the review fields to the callback body.
@@ -40,6 +41,32 @@ def callback_body(task: dict[str, Any], trigger: str) -> dict[str, Any]:
     return body
 
 
+def prepare(
+    row: asyncpg.Record,
+    trigger: str,
+    default_url: str | None = None,
+    body: dict[str, Any] | None = None,
+) -> store.NewDelivery | None:
+    """The delivery for this task's callback target (the task's own, else the account's
+    default); None if it has none."""
+    target = row["callback_url"] or default_url
+    if not target:
+        return None
+    if body is None:
+        task = task_json(row)
+        task.pop("callback_succeeded", None)
+        body = callback_body(task, trigger)
+    return store.NewDelivery(
+        task_id=row["id"],
+        account_id=row["account_id"],
+        trigger=trigger,
+        target=target,
+        host=target_host(target),
+        payload=json_text(body),
+        webhook_id="msg_" + secrets.token_hex(12),
+    )
+
+
 async def enqueue(
     conn: asyncpg.Connection,
     row: asyncpg.Record,
@@ -51,17 +78,10 @@ async def enqueue(
 
     The task's callback_succeeded becomes unresolved (absent) until this delivery ends.
     """
-    target = row["callback_url"] or default_url
-    if not target:
+    new = prepare(row, trigger, default_url, body)
+    if new is None:
         return None
-    if body is None:
-        task = task_json(row)
-        task.pop("callback_succeeded", None)
-        body = callback_body(task, trigger)
-    webhook_id = "msg_" + secrets.token_hex(12)
-    return await store.enqueue_delivery(
-        conn, row["id"], row["account_id"], trigger, target, target_host(target), body, webhook_id
-    )
+    return (await store.enqueue_deliveries(conn, [new]))[0]
 
 
 async def trigger(

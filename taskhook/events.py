@@ -7,6 +7,7 @@ others, and its event_id is not kept, so it may be sent again once it applies.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -14,6 +15,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskhook import callbacks, store
+from taskhook.db import json_text
 from taskhook.errors import BadRequest
 from taskhook.serialize import iso
 from taskhook.validation import format_validation_error
@@ -92,56 +94,101 @@ async def apply_groups(
     conn: asyncpg.Connection, groups: list[list[Event]]
 ) -> list[list[dict[str, Any]]]:
     """Apply several requests' events in one transaction (group commit), each request in
-    input order, requests in arrival order. All tasks are locked and read first, in id
-    order, so concurrent transactions cannot deadlock, and all event ids are claimed in one
-    statement; what is left per event is its transition and its delivery. One NOTIFY at the
-    end wakes the dispatchers if any callback was enqueued (NOTIFY serializes commits)."""
+    input order, requests in arrival order.
+
+    All tasks are locked and read first, in id order, so concurrent transactions cannot
+    deadlock, and all event ids are claimed in one statement. A completion is the common
+    event: those of tasks no other event here touches are applied together in one
+    statement (their order cannot matter); any other event runs its own transition, in
+    order. Every callback is enqueued in one statement at the end, and one NOTIFY wakes the
+    dispatchers (NOTIFY serializes commits)."""
     flat = [event for group in groups for event in group]
     tasks = await store.lock_tasks_in_order(conn, sorted({e.task_id for e in flat}))
     new_ids = await store.claim_event_ids(conn, [(e.event_id, e.task_id, e.type) for e in flat])
+    batch = _Batch(conn, tasks, Counter(e.task_id for e in flat))
     results: list[list[dict[str, Any]]] = []
     rejected: set[str] = set()
-    enqueued = False
     for group in groups:
         group_results = []
         for event in group:
             first_time = event.event_id in new_ids
             new_ids.discard(event.event_id)  # a repeat later in the group is a duplicate...
-            result, queued = await _apply_one(conn, event, tasks, first_time)
+            result = await batch.apply(event, first_time)
             if result["status"] == "rejected":  # ...unless it was rejected: then it may apply
                 rejected.add(event.event_id)
                 new_ids.add(event.event_id)
             elif result["status"] == "applied":
                 rejected.discard(event.event_id)
             group_results.append(result)
-            enqueued = enqueued or queued
         results.append(group_results)
+    await batch.finish()
     if rejected:
         await store.forget_event_ids(conn, sorted(rejected))
-    if enqueued:
+    if batch.deliveries:
         await store.notify_new_work(conn)
     return results
 
 
-async def _apply_one(
-    conn: asyncpg.Connection, ev: Event, tasks: dict[str, dict[str, Any]], first_time: bool
-) -> tuple[dict[str, Any], bool]:
-    if not first_time:
-        return {"event_id": ev.event_id, "status": "duplicate"}, False
-    task = tasks.get(ev.task_id)
-    reason = _refusal(task, ev)
-    if reason is not None:
-        return {"event_id": ev.event_id, "status": "rejected", "error": reason}, False
-    assert task is not None
-    row = await _transition(conn, ev)
-    # Later events of this group about the same task see its new state.
-    tasks[ev.task_id] = {**dict(row), "account_callback_url": task["account_callback_url"]}
-    trigger = TRIGGER[ev.type]
-    queued = (
-        trigger is not None
-        and await callbacks.enqueue(conn, row, trigger, task["account_callback_url"]) is not None
-    )
-    return {"event_id": ev.event_id, "status": "applied"}, queued
+class _Batch:
+    """The transitions and deliveries of one group commit."""
+
+    def __init__(
+        self, conn: asyncpg.Connection, tasks: dict[str, dict[str, Any]], touches: Counter[str]
+    ) -> None:
+        self.conn, self.tasks, self.touches = conn, tasks, touches
+        self.completions: list[Event] = []  # of tasks touched once: applied together
+        # Callbacks in event order; a batched completion holds its place until finish().
+        self.outbox: list[store.NewDelivery | Event | None] = []
+        self.deliveries: list[store.NewDelivery] = []
+
+    async def apply(self, ev: Event, first_time: bool) -> dict[str, Any]:
+        if not first_time:
+            return {"event_id": ev.event_id, "status": "duplicate"}
+        task = self.tasks.get(ev.task_id)
+        reason = _refusal(task, ev)
+        if reason is not None:
+            return {"event_id": ev.event_id, "status": "rejected", "error": reason}
+        assert task is not None
+        if ev.type == "task.completed" and self.touches[ev.task_id] == 1:
+            self.completions.append(ev)
+            self.outbox.append(ev)
+        else:
+            row = await _transition(self.conn, ev)
+            # Later events of this group about the same task see its new state.
+            self.tasks[ev.task_id] = {**dict(row), "account_callback_url": _default_url(task)}
+            self._queue(row, ev.type, task)
+        return {"event_id": ev.event_id, "status": "applied"}
+
+    async def finish(self) -> None:
+        rows = await self._complete_together()
+        for item in self.outbox:
+            if isinstance(item, Event):
+                task = self.tasks[item.task_id]
+                item = callbacks.prepare(rows[item.task_id], "completed", _default_url(task))
+            if item is not None:
+                self.deliveries.append(item)
+        await store.enqueue_deliveries(self.conn, self.deliveries)
+
+    async def _complete_together(self) -> dict[str, asyncpg.Record]:
+        if not self.completions:
+            return {}
+        evs, tasks = self.completions, self.tasks
+        return await store.complete_tasks(
+            self.conn,
+            [e.task_id for e in evs],
+            [json_text(e.response) for e in evs],
+            [e.when() for e in evs],
+            [bool(tasks[e.task_id]["callback_url"] or _default_url(tasks[e.task_id])) for e in evs],
+        )
+
+    def _queue(self, row: asyncpg.Record, event_type: str, task: dict[str, Any]) -> None:
+        trigger = TRIGGER[event_type]
+        if trigger is not None:
+            self.outbox.append(callbacks.prepare(row, trigger, _default_url(task)))
+
+
+def _default_url(task: dict[str, Any]) -> str | None:
+    return task["account_callback_url"]
 
 
 def _refusal(task: dict[str, Any] | None, ev: Event) -> str | None:

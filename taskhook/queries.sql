@@ -271,6 +271,22 @@ SET status = 'completed', response = $2, completed_at = coalesce(completed_at, $
 WHERE id = $1
 RETURNING *;
 
+-- name: complete_tasks
+-- mark_completed for many tasks in one statement (ingest group commit; each task once).
+-- A task whose callback will be enqueued ($4) becomes unresolved here, in the same new
+-- row version, instead of in a second update by enqueue_deliveries.
+UPDATE tasks t
+SET status = 'completed', response = u.response::jsonb,
+    completed_at = coalesce(t.completed_at, u.at),
+    updated_at = clock_timestamp(),
+    customer_review_status = 'pending',
+    times_redone = t.times_redone + (t.completed_at IS NOT NULL)::int,
+    callback_succeeded = CASE WHEN u.calls_back THEN NULL ELSE t.callback_succeeded END
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bool[])
+     AS u(id, response, at, calls_back)
+WHERE t.id = u.id
+RETURNING t.*;
+
 -- name: mark_errored
 UPDATE tasks
 SET status = 'error', response = $2, updated_at = clock_timestamp(),
@@ -299,23 +315,36 @@ RETURNING *;
 
 -- ===== callback delivery (SPEC §4) =====
 
--- name: enqueue_delivery
--- A new callback makes the task's callback_succeeded unresolved until it ends. It waits
--- while an earlier delivery of the task is unfinished (per-task order); the caller holds
--- the task's row lock, so two enqueues for one task cannot both miss each other.
-WITH d AS (
+-- name: enqueue_deliveries
+-- Enqueues many callbacks in one statement, in input order (ids ascend with it). A new
+-- callback makes its task's callback_succeeded unresolved until it ends. It waits while an
+-- earlier delivery of the task is unfinished (per-task order): one already stored, or one
+-- earlier in this same input ($8, since a statement does not see its own inserts). The
+-- caller holds the tasks' row locks, so two enqueues for one task cannot miss each other.
+WITH u AS (
+    SELECT *
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::text[], $8::bool[]) WITH ORDINALITY
+         AS u(task_id, account_id, trigger, target, host, payload, webhook_id, after_first,
+              ord)
+), d AS (
     INSERT INTO deliveries (task_id, account_id, trigger, target, host, payload, webhook_id,
                             state)
-    VALUES ($1, $2, $3, $4, $5, $6, $7,
-            CASE WHEN EXISTS (SELECT 1 FROM deliveries e WHERE e.task_id = $1
-                              AND e.state IN ('waiting', 'pending', 'sending'))
-                 THEN 'waiting' ELSE 'pending' END)
+    SELECT u.task_id, u.account_id, u.trigger, u.target, u.host, u.payload::jsonb,
+           u.webhook_id,
+           CASE WHEN u.after_first OR EXISTS (SELECT 1 FROM deliveries e
+                                              WHERE e.task_id = u.task_id
+                                                AND e.state IN ('waiting', 'pending', 'sending'))
+                THEN 'waiting' ELSE 'pending' END
+    FROM u
+    ORDER BY u.ord
     RETURNING id
 ), t AS (
     -- Only when set: an update that changes nothing would still write a new row version.
-    UPDATE tasks SET callback_succeeded = NULL WHERE id = $1 AND callback_succeeded IS NOT NULL
+    UPDATE tasks SET callback_succeeded = NULL
+    WHERE id IN (SELECT task_id FROM u) AND callback_succeeded IS NOT NULL
 )
-SELECT id FROM d;
+SELECT id FROM d ORDER BY id;
 
 -- name: notify_new_work
 -- One wake-up per transaction that enqueued work (never per row: NOTIFY serializes commits).
@@ -326,31 +355,53 @@ SELECT pg_notify('taskhook_deliveries', '');
 SET LOCAL enable_bitmapscan = off;
 
 -- name: claim_deliveries
--- Claims up to $1 due deliveries under a lease of $2 seconds, at most $3 per host, skipping
--- hosts in $4 (at their in-flight cap here) and paused hosts. A claimed row's
--- next_attempt_at is its lease end, so one due test also re-picks expired leases. Per-task
--- order needs no test here: a later delivery of a task is 'waiting' until the earlier one
--- ends. So the candidates are one ordered range scan of deliveries_due_idx that stops at
--- its LIMIT, whatever the backlog. Rows are ranked per host and taken round-robin, so one
--- busy host cannot take every slot.
-WITH candidates AS (
-    SELECT d.id, d.host, d.next_attempt_at
-    FROM deliveries d
-    WHERE d.state IN ('pending', 'sending') AND d.next_attempt_at <= now()
-      AND d.host <> ALL ($4::text[])
-      -- An array computed once (an InitPlan), not a join: a join would lose the index
-      -- order and force a sort of every due row.
-      AND d.host <> ALL (ARRAY(SELECT h.host FROM host_pauses h WHERE h.paused_until > now()))
-    ORDER BY d.next_attempt_at, d.id
-    LIMIT $1 * 2
-    FOR UPDATE OF d SKIP LOCKED
-), ranked AS (
-    SELECT id, next_attempt_at,
-           row_number() OVER (PARTITION BY host ORDER BY next_attempt_at, id) AS per_host
-    FROM candidates
+-- Claims up to $1 due deliveries under a lease of $2 seconds. Each host gets at most its
+-- room: $3 (the per-host cap) less what this dispatcher already has in flight there ($4
+-- hosts, $5 counts); paused hosts get none. A claimed row's next_attempt_at is its lease
+-- end, so one due test also re-picks expired leases. Per-task order needs no test here: a
+-- later delivery of a task is 'waiting' until the earlier one ends.
+--
+-- The cost is bounded by the hosts with unfinished work and the rows taken, never by the
+-- backlog: the hosts come from a skip scan of deliveries_host_due_idx (one probe per
+-- host), and each open host's due rows from one ordered range scan of that index that
+-- stops at the host's share. A host at its cap costs one probe, however many of its rows
+-- are due, so a hanging host cannot slow the claims of the others. Shares are taken
+-- round-robin across hosts, so one busy host cannot take every slot.
+WITH RECURSIVE hosts (host) AS (
+    SELECT min(host) FROM deliveries WHERE state IN ('pending', 'sending')
+    UNION ALL
+    SELECT (SELECT min(d.host) FROM deliveries d
+            WHERE d.state IN ('pending', 'sending') AND d.host > h.host)
+    FROM hosts h
+    WHERE h.host IS NOT NULL
+), open_hosts AS (
+    SELECT h.host, $3 - coalesce(b.busy, 0) AS room
+    FROM hosts h LEFT JOIN unnest($4::text[], $5::int[]) AS b (host, busy) USING (host)
+    WHERE h.host IS NOT NULL
+      AND h.host <> ALL (ARRAY(SELECT p.host FROM host_pauses p WHERE p.paused_until > now()))
+      AND $3 - coalesce(b.busy, 0) > 0
+), shares AS (
+    -- Twice an even split, so hosts with fewer due rows than their share leave room for
+    -- the others; at most about 2 x $1 rows are locked in all.
+    SELECT host, least(room, $1::int, ceil(2.0 * $1::int / count(*) OVER ())::int) AS share
+    FROM open_hosts
+), candidates AS (
+    SELECT c.id, c.host, c.next_attempt_at
+    FROM shares s CROSS JOIN LATERAL (
+        SELECT d.id, d.host, d.next_attempt_at
+        FROM deliveries d
+        WHERE d.state IN ('pending', 'sending') AND d.host = s.host
+          AND d.next_attempt_at <= now()
+        ORDER BY d.next_attempt_at, d.id
+        LIMIT s.share
+        FOR UPDATE OF d SKIP LOCKED
+    ) c
 ), chosen AS (
-    SELECT id FROM ranked WHERE per_host <= $3
-    ORDER BY per_host, next_attempt_at, id
+    SELECT id
+    FROM (SELECT id, next_attempt_at,
+                 row_number() OVER (PARTITION BY host ORDER BY next_attempt_at, id) AS turn
+          FROM candidates) ranked
+    ORDER BY turn, next_attempt_at, id
     LIMIT $1
 )
 UPDATE deliveries d
@@ -363,6 +414,10 @@ WHERE d.id = chosen.id AND a.id = d.account_id
 RETURNING d.id, d.task_id, d.account_id, d.trigger, d.target, d.host,
           d.payload::text AS payload, d.webhook_id, d.attempts, d.lease_token, d.created_at,
           a.callback_auth_key, a.signing_secret;
+
+-- name: lock_tasks_for_outcomes
+-- See store.record_attempts: outcome writes and ingest lock the same task rows in id order.
+SELECT 1 FROM tasks WHERE id = ANY ($1::text[]) ORDER BY id FOR UPDATE;
 
 -- name: record_attempts
 -- Records many attempts in one statement (batched outcome writes). Each row is fenced by

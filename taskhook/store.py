@@ -327,6 +327,15 @@ async def mark_completed(conn: Conn, task_id: str, response: Any, at: datetime) 
     return await _changed(conn, "mark_completed", task_id, response, at)
 
 
+async def complete_tasks(
+    conn: Conn, ids: list[str], responses: list[str], ats: list[datetime], calls_back: list[bool]
+) -> dict[str, Row]:
+    """mark_completed for many distinct tasks (responses as JSON text), by task id."""
+    rows = await conn.fetch(queries["complete_tasks"], ids, responses, ats, calls_back)
+    assert len(rows) == len(ids), "complete_tasks: a locked task vanished"
+    return {r["id"]: r for r in rows}
+
+
 async def mark_errored(conn: Conn, task_id: str, response: Any) -> Row:
     return await _changed(conn, "mark_errored", task_id, response)
 
@@ -348,28 +357,40 @@ async def mark_fixed(
 # --- deliveries ----------------------------------------------------------------------
 
 
-async def enqueue_delivery(
-    conn: Conn,
-    task_id: str,
-    account_id: str,
-    trigger: str,
-    target: str,
-    host: str,
-    payload: dict[str, Any],
-    webhook_id: str,
-) -> int:
-    return int(
-        await conn.fetchval(
-            queries["enqueue_delivery"],
-            task_id,
-            account_id,
-            trigger,
-            target,
-            host,
-            payload,
-            webhook_id,
-        )
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """One callback to enqueue; the payload is JSON text (built and encoded once)."""
+
+    task_id: str
+    account_id: str
+    trigger: str
+    target: str
+    host: str
+    payload: str
+    webhook_id: str
+
+
+async def enqueue_deliveries(conn: Conn, new: list[NewDelivery]) -> list[int]:
+    """Enqueue in input order; a task's later delivery here waits for its earlier one."""
+    if not new:
+        return []
+    seen: set[str] = set()
+    after_first = []
+    for n in new:
+        after_first.append(n.task_id in seen)
+        seen.add(n.task_id)
+    rows = await conn.fetch(
+        queries["enqueue_deliveries"],
+        [n.task_id for n in new],
+        [n.account_id for n in new],
+        [n.trigger for n in new],
+        [n.target for n in new],
+        [n.host for n in new],
+        [n.payload for n in new],
+        [n.webhook_id for n in new],
+        after_first,
     )
+    return [r["id"] for r in rows]
 
 
 async def notify_new_work(conn: Conn) -> None:
@@ -377,16 +398,27 @@ async def notify_new_work(conn: Conn) -> None:
 
 
 async def claim_deliveries(
-    pool: asyncpg.Pool, limit: int, lease_seconds: float, per_host: int, skip_hosts: list[str]
+    pool: asyncpg.Pool,
+    limit: int,
+    lease_seconds: float,
+    per_host: int,
+    busy: dict[str, int] | None = None,
 ) -> list[Claimed]:
+    """Up to `limit` due deliveries, at most `per_host` less `busy[host]` for each host."""
+    busy = busy or {}
     async with pool.acquire() as conn, conn.transaction():
         # A backlog grows faster than statistics follow; with a stale row estimate the
-        # planner prefers a bitmap scan of every due row plus a sort, which makes each claim
-        # cost O(backlog). Without bitmap scans it walks deliveries_due_idx in order and
-        # stops at the LIMIT.
+        # planner prefers a bitmap scan of every due row of a host plus a sort, which makes
+        # each claim cost O(backlog). Without bitmap scans it walks deliveries_host_due_idx
+        # in order and stops at the host's share.
         await conn.execute(queries["claim_plan_settings"])
         rows = await conn.fetch(
-            queries["claim_deliveries"], limit, lease_seconds, per_host, skip_hosts
+            queries["claim_deliveries"],
+            limit,
+            lease_seconds,
+            per_host,
+            list(busy),
+            list(busy.values()),
         )
     return [
         Claimed(
@@ -418,9 +450,14 @@ class AttemptRecord:
     result: AttemptResult
 
 
-async def record_attempts(conn: Conn, records: list[AttemptRecord]) -> set[int]:
-    """Write attempts and next states in one statement; returns the delivery ids whose
-    lease still held (the others were taken over and wrote nothing)."""
+async def record_attempts(pool: asyncpg.Pool, records: list[AttemptRecord]) -> set[int]:
+    """Write attempts and next states; returns the delivery ids whose lease still held (the
+    others were taken over and wrote nothing).
+
+    The tasks are locked first, in id order as ingest locks them, and the write runs after
+    in a statement of its own (so with a snapshot taken after the locks): a delivery that
+    ingest enqueued as 'waiting' behind one of these, in a transaction still open when this
+    began, is then seen and made due, and callback_succeeded is not set over it."""
     columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])
     for r in records:
         o = r.result.outcome
@@ -437,12 +474,15 @@ async def record_attempts(conn: Conn, records: list[AttemptRecord]) -> set[int]:
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    rows = await conn.fetch(queries["record_attempts"], *columns)
+    task_ids = sorted({r.delivery.task_id for r in records})
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(queries["lock_tasks_for_outcomes"], task_ids)
+        rows = await conn.fetch(queries["record_attempts"], *columns)
     return {row["id"] for row in rows}
 
 
 async def record_attempt(
-    conn: Conn, d: Claimed, state: str, delay: float | None, result: AttemptResult
+    conn: asyncpg.Pool, d: Claimed, state: str, delay: float | None, result: AttemptResult
 ) -> bool:
     """One attempt; False if the lease was lost."""
     return d.id in await record_attempts(conn, [AttemptRecord(d, state, delay, result)])

@@ -1,50 +1,113 @@
-"""The claim's query plan: an ordered range scan that stops at its LIMIT (pgqueuer's
-test_query_plan_regression idea). A plan that reads every due row makes each claim cost
-O(backlog) and the drain rate fall as the backlog grows."""
+"""The claim's cost is bounded by the hosts with work and the rows taken, never by the
+backlog (pgqueuer's test_query_plan_regression idea). A plan that reads every due row
+makes each claim cost O(backlog) and the drain rate fall as the backlog grows; a host at
+its in-flight cap whose due rows are still read slows every claim of every other host."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import asyncpg
 
+from taskhook import store
 from taskhook.queries import queries
 from tests.conftest import Api
 
+BACKLOG = 5000
 
-def _nodes(plan: dict) -> list[dict]:
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     out = [plan]
     for child in plan.get("Plans", []):
         out += _nodes(child)
     return out
 
 
-async def test_claim_walks_the_due_index_in_order(test_api: Api, pool: asyncpg.Pool) -> None:
-    """With 5,000 due deliveries and stale statistics, the claim reads about LIMIT rows:
-    no bitmap scan, no hash join, no sort of the backlog, no per-task anti-join."""
+async def _backlog(test_api: Api, pool: asyncpg.Pool, host: str, n: int) -> None:
+    """n due deliveries to `host`, added after ANALYZE (the statistics say: almost none)."""
+    await pool.execute(
+        """INSERT INTO deliveries (task_id, account_id, trigger, target, host, payload,
+                                   webhook_id)
+           SELECT task_id, account_id, trigger, target, $1, payload, 'msg_' || $1 || g
+           FROM (SELECT * FROM deliveries LIMIT 1) d, generate_series(1, $2) g""",
+        host,
+        n,
+    )
+
+
+async def _explain(pool: asyncpg.Pool, *args: Any) -> list[dict[str, Any]]:
+    """The executed plan of one claim, rolled back (EXPLAIN ANALYZE runs the UPDATE)."""
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            await conn.execute(queries["claim_plan_settings"])
+            [row] = await conn.fetch(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + queries["claim_deliveries"], *args
+            )
+        finally:
+            await tx.rollback()
+        raw = row[0]
+    return _nodes((json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"])
+
+
+def _host_scans(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        n
+        for n in nodes
+        if n.get("Relation Name") == "deliveries" and n["Node Type"].endswith("Scan")
+    ]
+
+
+async def _seed(test_api: Api, pool: asyncpg.Pool) -> None:
     await test_api.project()
     await test_api.task(callback_url="http://127.0.0.1:9/cb")
     await pool.execute("ANALYZE deliveries")  # statistics now say: one row
-    await pool.execute("""
-        INSERT INTO deliveries (task_id, account_id, trigger, target, host, payload, webhook_id)
-        SELECT task_id, account_id, trigger, target, host, payload, 'msg_' || g
-        FROM deliveries, generate_series(1, 5000) g""")
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(queries["claim_plan_settings"])
-        [row] = await conn.fetch(
-            "EXPLAIN (ANALYZE, FORMAT JSON) " + queries["claim_deliveries"], 100, 60, 100, []
-        )
-        raw = row[0]
-    plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
-    nodes = _nodes(plan)
+
+
+async def test_claim_reads_about_its_limit_not_the_backlog(
+    test_api: Api, pool: asyncpg.Pool
+) -> None:
+    """With 5,000 due deliveries and stale statistics, the claim walks the per-host index
+    in order and reads about LIMIT rows: no bitmap scan, no hash join, no sort of the
+    backlog."""
+    await _seed(test_api, pool)
+    await _backlog(test_api, pool, "a.example", BACKLOG)
+    nodes = await _explain(pool, 100, 60, 1000, [], [])
+    scans = _host_scans(nodes)
     types = {n["Node Type"] for n in nodes}
-    scans = [
-        n
-        for n in nodes
-        if n.get("Relation Name") == "deliveries"
-        and n["Node Type"].endswith("Scan")
-        and n.get("Index Name") == "deliveries_due_idx"
-    ]
-    assert scans and all(n["Node Type"] == "Index Scan" for n in scans)
-    assert max(n["Actual Rows"] for n in scans) <= 200  # LIMIT $1 * 2, not the backlog
-    assert not types & {"Bitmap Heap Scan", "Hash Join", "Hash Anti Join", "Hash Right Anti Join"}
+    assert scans and all(n["Node Type"] in ("Index Scan", "Index Only Scan") for n in scans)
+    assert {n.get("Index Name") for n in scans} <= {"deliveries_host_due_idx", "deliveries_pkey"}
+    assert max(n["Actual Rows"] * n.get("Actual Loops", 1) for n in scans) <= 200
+    assert "Bitmap Heap Scan" not in types
+    # Nothing sorts or hashes the backlog: every sort and hash sees at most the rows taken.
+    assert all(
+        n["Actual Rows"] <= 200 for n in nodes if n["Node Type"] in ("Sort", "Hash", "Hash Join")
+    )
+
+
+async def test_a_host_at_its_cap_costs_nothing(test_api: Api, pool: asyncpg.Pool) -> None:
+    """A host with 5,000 due rows whose in-flight count is at the cap: its rows are not
+    read at all, and the other hosts' rows are claimed."""
+    await _seed(test_api, pool)
+    await _backlog(test_api, pool, "stuck.example", BACKLOG)
+    await _backlog(test_api, pool, "b.example", 10)
+    nodes = await _explain(pool, 100, 60, 200, ["stuck.example"], [200])
+    rows_read = sum(n["Actual Rows"] * n.get("Actual Loops", 1) for n in _host_scans(nodes))
+    assert rows_read < 100, rows_read
+    claimed = await store.claim_deliveries(pool, 100, 60, 200, {"stuck.example": 200})
+    assert {d.host for d in claimed} == {"b.example", "127.0.0.1"}
+    assert len(claimed) == 11
+
+
+async def test_each_host_gets_at_most_its_room(test_api: Api, pool: asyncpg.Pool) -> None:
+    """The per-host cap counts what is already in flight: room = cap - busy."""
+    await _seed(test_api, pool)
+    await _backlog(test_api, pool, "a.example", 50)
+    await _backlog(test_api, pool, "b.example", 50)
+    claimed = await store.claim_deliveries(pool, 100, 60, 10, {"a.example": 7})
+    hosts = [d.host for d in claimed]
+    assert hosts.count("a.example") == 3
+    assert hosts.count("b.example") == 10
+    assert hosts.count("127.0.0.1") == 1

@@ -346,7 +346,7 @@ async def test_writes_after_a_lost_lease_are_dropped(
 
     _, url = sink
     task_id = await completed_task(test_api, url + "/ok")
-    [claimed] = await store.claim_deliveries(pool, 10, 60, 10, [])
+    [claimed] = await store.claim_deliveries(pool, 10, 60, 10)
     stale = AttemptResult(claimed.created_at, 5, Outcome(status_code=200), "")
     from dataclasses import replace
 

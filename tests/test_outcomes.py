@@ -23,7 +23,7 @@ async def test_waiting_outcomes_are_written_in_one_statement(
     await test_api.project()
     for _ in range(6):
         await test_api.task(callback_url="http://127.0.0.1:9/cb")
-    first, *rest = await store.claim_deliveries(pool, 10, 60, 10, [])
+    first, *rest = await store.claim_deliveries(pool, 10, 60, 10)
     writer = OutcomeWriter(pool)
     blocker = await pool.acquire()
     tx = blocker.transaction()
@@ -49,3 +49,47 @@ async def test_waiting_outcomes_are_written_in_one_statement(
     )
     assert len(xmins) == 1
     assert await pool.fetchval("SELECT count(*) FROM tasks WHERE callback_succeeded") == 6
+
+
+async def test_outcome_sees_a_delivery_enqueued_behind_it_while_it_waited(
+    test_api: Api, pool: asyncpg.Pool
+) -> None:
+    """Ingest enqueues a task's next callback ('waiting', behind the one in flight) in a
+    transaction that is still open when the in-flight one's outcome is written: the outcome
+    waits for the task lock, then makes the waiting one due and leaves callback_succeeded
+    unresolved. Without the lock the waiting delivery would never be sent."""
+    await test_api.project()
+    task = await test_api.task(callback_url="http://127.0.0.1:9/cb")
+    [first] = await store.claim_deliveries(pool, 10, 60, 10)
+    ingest = await pool.acquire()
+    tx = ingest.transaction()
+    await tx.start()
+    try:
+        await ingest.execute("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", task["task_id"])
+        [second] = await store.enqueue_deliveries(
+            ingest,
+            [
+                store.NewDelivery(
+                    task["task_id"],
+                    first.account_id,
+                    "resend",
+                    first.target,
+                    first.host,
+                    "{}",
+                    "msg_second",
+                )
+            ],
+        )
+        writing = asyncio.create_task(store.record_attempt(pool, first, "succeeded", None, OK))
+        await asyncio.sleep(0.3)
+        assert not writing.done()  # it waits for the task's lock
+        await tx.commit()
+    finally:
+        await pool.release(ingest)
+    assert await writing
+    states = dict(await pool.fetch("SELECT id, state FROM deliveries"))
+    assert states == {first.id: "succeeded", second: "pending"}
+    assert (
+        await pool.fetchval("SELECT callback_succeeded FROM tasks WHERE id = $1", task["task_id"])
+        is None
+    )

@@ -135,14 +135,13 @@ class Dispatcher:
             )
 
     async def _claim(self, limit: int) -> list[Claimed]:
-        full = [h for h, n in self.per_host.items() if n >= self.settings.per_host_concurrency]
         try:
             return await store.claim_deliveries(
                 self.pool,
                 limit,
                 self.settings.lease_seconds,
                 self.settings.per_host_concurrency,
-                full,
+                dict(self.per_host),
             )
         except DATABASE_DOWN:
             log.warning("dispatcher.claim_failed", exc_info=True)

@@ -1,0 +1,29 @@
+"""The connection pool's settings: no reset query on release, no JIT."""
+
+from __future__ import annotations
+
+from taskhook.db import create_pool
+
+
+async def test_release_runs_no_reset_query(dsn: str) -> None:
+    """asyncpg would send RESET ALL/UNLISTEN/CLOSE ALL on every release (a round trip and
+    a statement per acquire); taskhook keeps no session state, so it sends nothing."""
+    pool = await create_pool(dsn, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+            raw = conn._con  # type: ignore[attr-defined]  # the proxied connection
+            before = raw._protocol.queries_count
+        async with pool.acquire() as again:
+            assert again._con is raw  # type: ignore[attr-defined]
+            assert raw._protocol.queries_count == before
+            # An open transaction is still rolled back on release.
+            tx = again.transaction()
+            await tx.start()
+            await again.execute("CREATE TEMP TABLE left_open (x int)")
+        async with pool.acquire() as third:
+            assert not third.is_in_transaction()
+            assert await third.fetchval("SELECT to_regclass('pg_temp.left_open')") is None
+            assert await third.fetchval("SHOW jit") == "off"
+    finally:
+        await pool.close()
