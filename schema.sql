@@ -15,22 +15,30 @@ CREATE TABLE IF NOT EXISTS server_secrets (
     token_key   bytea NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
+-- HMAC of the secret key's check label: which key the account secrets are encrypted with.
+ALTER TABLE server_secrets ADD COLUMN IF NOT EXISTS secret_key_check bytea;
 INSERT INTO server_secrets (token_key)
 -- gen_random_uuid() draws from the server's strong random source (PostgreSQL 13+).
 VALUES (decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex'))
 ON CONFLICT (id) DO NOTHING;
 
+-- The secrets of an account are stored encrypted (taskhook/secretbox.py: AES-256-GCM under
+-- TASKHOOK_SECRET_KEY, bound to the account and purpose). Databases made before that kept
+-- them in plaintext columns, which secretbox.bind encrypts and drops at the next start.
 CREATE TABLE IF NOT EXISTS accounts (
     id                   text PRIMARY KEY,              -- "acct_" + 24 hex
     name                 text NOT NULL,
-    -- Sent verbatim as the `scale-callback-auth` header on every callback.
-    callback_auth_key    text NOT NULL,
-    -- Standard Webhooks signing secret ("whsec_..."), signs every callback.
-    signing_secret       text NOT NULL,
     -- Used for tasks created without a callback_url (Scale's profile default).
     default_callback_url text,
     created_at           timestamptz NOT NULL DEFAULT now()
 );
+-- Sent verbatim as the `scale-callback-auth` header on every callback.
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS callback_auth_key_enc bytea;
+-- Standard Webhooks signing secret ("whsec_..."), signs every callback. After a rotation
+-- the previous one also signs (a second signature) until old_secret_until.
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS signing_secret_enc bytea;
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS old_signing_secret_enc bytea;
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS old_secret_until timestamptz;
 
 -- API keys are stored only as SHA-256 digests: keys are 128-bit random, so a fast
 -- hash is enough (no password stretching needed) and lookup is one index probe.
@@ -224,3 +232,65 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
 );
 -- Serves pruning of old attempt records.
 CREATE INDEX IF NOT EXISTS delivery_attempts_started_idx ON delivery_attempts (started_at);
+
+-- ===== v2 API (issue 8; reference/scale-api-v2.md) ==========================================
+-- The v2 API names projects and batches by id (v1 names them by name): a random 24-hex id,
+-- given to existing rows once (a volatile default is evaluated per row) and to new ones by
+-- default, so v1 inserts need not know about it.
+ALTER TABLE projects ADD COLUMN IF NOT EXISTS public_id text NOT NULL
+    DEFAULT substr(replace(gen_random_uuid()::text, '-', ''), 1, 24);
+CREATE UNIQUE INDEX IF NOT EXISTS projects_public_id_idx ON projects (public_id);
+ALTER TABLE batches ADD COLUMN IF NOT EXISTS public_id text NOT NULL
+    DEFAULT substr(replace(gen_random_uuid()::text, '-', ''), 1, 24);
+CREATE UNIQUE INDEX IF NOT EXISTS batches_public_id_idx ON batches (public_id);
+
+-- v2 batch statuses: 'paused' (pause_batch; resume goes back to 'in_progress') and
+-- 'cancelled' (two l's, as Scale spells it for batches; final). Widen the check once.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                   WHERE conname = 'batches_status_check'
+                     AND pg_get_constraintdef(oid) LIKE '%cancelled%') THEN
+        ALTER TABLE batches DROP CONSTRAINT IF EXISTS batches_status_check;
+        ALTER TABLE batches ADD CONSTRAINT batches_status_check
+            CHECK (status IN ('staging', 'in_progress', 'paused', 'cancelled'));
+    END IF;
+END $$;
+
+-- Result deliveries (v2 `Delivery`): a named set of completed tasks of one project, made by
+-- the operator (`task.delivered` ingest events). Not the callback `deliveries` above.
+CREATE TABLE IF NOT EXISTS v2_deliveries (
+    id            text PRIMARY KEY,                      -- 24 hex
+    account_id    text NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    is_test       boolean NOT NULL,
+    project_id    bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    name          text NOT NULL,
+    delivered_at  timestamptz NOT NULL,                  -- when its first task was delivered
+    created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    UNIQUE (account_id, is_test, project_id, name)
+);
+-- Serves get_deliveries (a project's deliveries, newest first).
+CREATE INDEX IF NOT EXISTS v2_deliveries_project_idx
+    ON v2_deliveries (project_id, delivered_at DESC, id DESC);
+
+-- The tasks of a delivery, each with its response as it was when delivered.
+CREATE TABLE IF NOT EXISTS v2_delivery_tasks (
+    delivery_id   text NOT NULL REFERENCES v2_deliveries (id) ON DELETE CASCADE,
+    task_id       text NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    response      jsonb,
+    delivered_at  timestamptz NOT NULL,
+    PRIMARY KEY (delivery_id, task_id)
+);
+-- Serves get_delivery_tasks (a task's latest delivery).
+CREATE INDEX IF NOT EXISTS v2_delivery_tasks_task_idx
+    ON v2_delivery_tasks (task_id, delivered_at DESC);
+
+-- Where each annotation lives (GET /v2/annotation): written when an ingested completion or
+-- fix carries threads. The annotation itself is read from the task's response.
+CREATE TABLE IF NOT EXISTS v2_annotations (
+    account_id     text NOT NULL,
+    is_test        boolean NOT NULL,
+    annotation_id  text NOT NULL,
+    task_id        text NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    PRIMARY KEY (account_id, is_test, annotation_id)
+);

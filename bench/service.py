@@ -230,6 +230,9 @@ def taskhook_env(
         TASKHOOK_LOG_LEVEL="warning",
         TASKHOOK_LOG_FORMAT="json",
         TASKHOOK_DATA_DIR=str(Path(tempfile.gettempdir()) / "taskhook-bench-data"),
+        # No dispatcher ops server: two dispatchers on this host would collide on its port,
+        # and the bench sees a dispatcher is up from a probe callback instead.
+        TASKHOOK_DISPATCHER_PORT="0",
     )
     if port is not None:
         env["TASKHOOK_PORT"] = str(port)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from taskhook.queries import queries
+from taskhook.secretbox import AUTH_KEY, SIGNING_SECRET, SecretBox
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,10 @@ class NewAccount:
         }
 
 
+# The longest grace period of a signing-secret rotation (the old secret keeps signing).
+MAX_GRACE_SECONDS = 7 * 24 * 3600
+
+
 def hash_key(key: str) -> bytes:
     """Keys are 128-bit random, so one SHA-256 is enough to store them safely.
 
@@ -55,28 +60,29 @@ def _new_key(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(16)}"
 
 
-def _new_signing_secret() -> str:
+def new_signing_secret() -> str:
     # Standard Webhooks secrets are "whsec_" + base64 of 24 to 64 random bytes.
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-async def create_account(conn: asyncpg.Connection, name: str) -> NewAccount:
-    """Create an account with one live key, one test key and its callback secrets."""
+async def create_account(conn: asyncpg.Connection, name: str, box: SecretBox) -> NewAccount:
+    """Create an account with one live key, one test key and its callback secrets (stored
+    encrypted; the keys only as digests). The plaintext is returned to be shown once."""
     account = NewAccount(
         account_id=f"acct_{secrets.token_hex(12)}",
         name=name,
         live_key=_new_key("live"),
         test_key=_new_key("test"),
         callback_auth_key=secrets.token_urlsafe(24),
-        signing_secret=_new_signing_secret(),
+        signing_secret=new_signing_secret(),
     )
     async with conn.transaction():
         await conn.execute(
             queries["insert_account"],
             account.account_id,
             name,
-            account.callback_auth_key,
-            account.signing_secret,
+            box.seal(account.callback_auth_key, account.account_id, AUTH_KEY),
+            box.seal(account.signing_secret, account.account_id, SIGNING_SECRET),
         )
         for key, is_test in ((account.live_key, False), (account.test_key, True)):
             await conn.execute(

@@ -17,12 +17,22 @@ from taskhook.settings import Settings
 log = get_logger(__name__)
 
 # Failures that mean "the database cannot be reached": 503 + Retry-After, not 500.
+# OSError covers refused and reset connections and timeouts (TimeoutError is an OSError);
+# AdminShutdownError and CrashShutdownError are what a live connection gets when the server
+# stops or restarts (57P01, 57P02); CannotConnectNowError while it starts up or shuts down;
+# ReadOnlySQLTransactionError when a failover left the connection on a standby;
+# InternalClientError ("another operation is in progress") when the next statement reaches
+# a connection whose server went away before asyncpg saw it close.
 DATABASE_DOWN = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.InternalClientError,
 )
 
 # Serializes concurrent `migrate` runs from replicas starting together.

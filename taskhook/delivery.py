@@ -40,7 +40,7 @@ class Claimed:
     attempt: int
     lease_token: UUID
     callback_auth_key: str
-    signing_secret: str
+    signing_secrets: tuple[str, ...]  # the current one; then the previous one, in its grace
     created_at: datetime
 
 

@@ -18,10 +18,18 @@ from taskhook import callbacks, store
 from taskhook.db import json_text
 from taskhook.errors import BadRequest
 from taskhook.serialize import iso
+from taskhook.v2 import ingest as v2_ingest
 from taskhook.validation import format_validation_error
 
 MAX_EVENTS = 1000
-EventType = Literal["task.started", "task.completed", "task.errored", "task.recalled", "task.fixed"]
+EventType = Literal[
+    "task.started",
+    "task.completed",
+    "task.errored",
+    "task.recalled",
+    "task.fixed",
+    "task.delivered",  # v2: into a named delivery (taskhook/v2/ingest.py)
+]
 # Which status each event needs, and which callback trigger it fires (None: no callback).
 NEEDS: dict[str, str] = {
     "task.started": "pending",
@@ -29,6 +37,7 @@ NEEDS: dict[str, str] = {
     "task.errored": "pending",
     "task.recalled": "completed",
     "task.fixed": "completed",
+    "task.delivered": "completed",
 }
 TRIGGER: dict[str, str | None] = {
     "task.started": None,
@@ -36,6 +45,7 @@ TRIGGER: dict[str, str | None] = {
     "task.errored": "error",
     "task.recalled": "recalled",
     "task.fixed": "fixed",
+    "task.delivered": None,
 }
 
 
@@ -52,6 +62,11 @@ class Event(BaseModel):
     audited_by: str | None = Field(None, max_length=500)
     audit_time_secs: float | None = Field(None, ge=0, strict=False)
     comments: str | None = Field(None, max_length=10_000)
+    # v2 (issue 8; checked and folded into response/error by taskhook/v2/ingest.py)
+    threads: list[Any] | None = None
+    sensitive_content_reports: list[Any] | None = None
+    errors: list[Any] | None = None
+    delivery_name: str | None = Field(None, min_length=1, max_length=200)
 
     def when(self) -> datetime:
         at = self.occurred_at or datetime.now(UTC)
@@ -78,8 +93,12 @@ def _parse_one(index: int, item: Any) -> Event:
         event = Event.model_validate(item)
     except ValidationError as exc:
         raise BadRequest(f"{where}: " + format_validation_error(exc, "event")) from None
+    event = v2_ingest.fold(event, where)
     if event.type in ("task.completed", "task.fixed") and event.response is None:
-        raise BadRequest(f"{where}: 'response' (an object) is required for {event.type}.")
+        raise BadRequest(
+            f"{where}: 'response' (an object) is required for {event.type} (or, for v2 "
+            "results, 'threads' or 'sensitive_content_reports')."
+        )
     if event.type == "task.errored" and not event.error:
         raise BadRequest(f"{where}: 'error' is required for task.errored.")
     return event
@@ -122,6 +141,7 @@ async def apply_groups(
             group_results.append(result)
         results.append(group_results)
     await batch.finish()
+    await v2_ingest.index_annotations(conn, groups, results, batch.tasks)
     if rejected:
         await store.forget_event_ids(conn, sorted(rejected))
     if batch.deliveries:
@@ -209,9 +229,13 @@ async def _transition(conn: asyncpg.Connection, ev: Event) -> asyncpg.Record:
         return await store.mark_completed(conn, ev.task_id, ev.response, ev.when())
     if ev.type == "task.errored":
         response = {"error": ev.error, "attachments": ev.attachments or []}
+        if ev.errors is not None:
+            response["errors"] = ev.errors  # v2 error details
         return await store.mark_errored(conn, ev.task_id, response)
     if ev.type == "task.recalled":
         return await store.mark_recalled(conn, ev.task_id)
+    if ev.type == "task.delivered":
+        return await v2_ingest.deliver(conn, ev)
     audit = {
         "audited_by": ev.audited_by or "scale",
         "audited_at": iso(ev.when()),

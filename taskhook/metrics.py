@@ -32,6 +32,12 @@ OLDEST_DUE_AGE = Gauge(
     "How long the oldest due, unclaimed delivery has waited",
 )
 
+SHED = Counter(
+    "taskhook_requests_shed_total",
+    "Requests refused with 503 because the process was at capacity, by reason",
+    ["reason"],
+)
+
 
 def _outcome(status_code: int | None, error: str | None) -> str:
     if status_code is None:

@@ -8,9 +8,39 @@ SELECT token_key FROM server_secrets WHERE id;
 SELECT count(*) FROM accounts;
 
 -- name: insert_account
-INSERT INTO accounts (id, name, callback_auth_key, signing_secret)
+-- The secrets arrive encrypted (taskhook/secretbox.py).
+INSERT INTO accounts (id, name, callback_auth_key_enc, signing_secret_enc)
 VALUES ($1, $2, $3, $4)
-RETURNING *;
+RETURNING id;
+
+-- name: claim_secret_key_check
+-- The first process records which key encrypts the secrets; every later one reads it back
+-- (the row lock makes two first starts agree).
+UPDATE server_secrets SET secret_key_check = coalesce(secret_key_check, $1) WHERE id
+RETURNING secret_key_check;
+
+-- name: has_plaintext_secrets
+SELECT EXISTS (SELECT 1 FROM information_schema.columns
+               WHERE table_schema = current_schema() AND table_name = 'accounts'
+                 AND column_name = 'signing_secret');
+
+-- name: plaintext_secrets
+SELECT id, callback_auth_key, signing_secret FROM accounts FOR UPDATE;
+
+-- name: store_encrypted_secrets
+UPDATE accounts SET callback_auth_key_enc = $2, signing_secret_enc = $3 WHERE id = $1;
+
+-- name: drop_plaintext_secrets
+ALTER TABLE accounts DROP COLUMN callback_auth_key, DROP COLUMN signing_secret;
+
+-- name: rotate_signing_secret
+-- The current secret becomes the old one, valid (as a second signature) for $3 seconds.
+UPDATE accounts
+SET old_signing_secret_enc = CASE WHEN $3 > 0 THEN signing_secret_enc END,
+    old_secret_until = CASE WHEN $3 > 0 THEN now() + make_interval(secs => $3) END,
+    signing_secret_enc = $2
+WHERE id = $1
+RETURNING old_secret_until;
 
 -- name: insert_api_key
 INSERT INTO api_keys (key_hash, account_id, is_test, key_prefix)
@@ -99,8 +129,9 @@ ORDER BY created_at DESC, id DESC
 LIMIT $7 OFFSET $8;
 
 -- name: finalize_batch
+-- Only a staging batch moves: a paused or cancelled one (v2) is not revived by a finalize.
 UPDATE batches SET status = 'in_progress'
-WHERE account_id = $1 AND is_test = $2 AND name = $3
+WHERE account_id = $1 AND is_test = $2 AND name = $3 AND status = 'staging'
 RETURNING id;
 
 -- name: set_batch_metadata
@@ -413,7 +444,9 @@ WHERE d.id = chosen.id AND a.id = d.account_id
 -- The payload comes back as JSON text and is sent as such: no decode and re-encode.
 RETURNING d.id, d.task_id, d.account_id, d.trigger, d.target, d.host,
           d.payload::text AS payload, d.webhook_id, d.attempts, d.lease_token, d.created_at,
-          a.callback_auth_key, a.signing_secret;
+          a.callback_auth_key_enc, a.signing_secret_enc,
+          CASE WHEN a.old_secret_until > now() THEN a.old_signing_secret_enc END
+              AS old_signing_secret_enc;
 
 -- name: lock_tasks_for_outcomes
 -- See store.record_attempts: outcome writes and ingest lock the same task rows in id order.
@@ -507,3 +540,209 @@ WHERE state IN ('succeeded', 'failed') AND finished_at < now() - make_interval(d
 
 -- name: prune_ingested_events
 DELETE FROM ingested_events WHERE received_at < now() - make_interval(days => $1);
+
+-- ===== v2 API (issue 8; reference/scale-api-v2.md). Called from taskhook/v2/store.py =====
+-- v2 names projects and batches by public_id; tasks keep the names (as v1 does) and the
+-- reads join to show the ids. $1, $2 are always the caller's account and world.
+
+-- name: v2_find_project
+-- By id ($3) or name ($4), or both (then both must match); the caller gives at least one.
+SELECT * FROM projects
+WHERE account_id = $1 AND is_test = $2
+  AND ($3::text IS NULL OR public_id = $3) AND ($4::text IS NULL OR name = $4);
+
+-- name: v2_list_projects
+-- Oldest first, as GET /v1/projects; created bounds are exclusive.
+SELECT * FROM projects
+WHERE account_id = $1 AND is_test = $2
+  AND ($3::text[] IS NULL OR public_id = ANY ($3))
+  AND ($4::timestamptz IS NULL OR created_at > $4)
+  AND ($5::timestamptz IS NULL OR created_at < $5)
+ORDER BY created_at, id;
+
+-- name: v2_list_batches
+-- Every batch read of v2: by ids ($3), name ($4), project ($5, internal id), effective
+-- status ($6), created and completed bounds ($7-$10, exclusive), keyset paging newest first
+-- after ($11, $12) = (created_at, public_id), at most $13 rows. The status is derived as in
+-- get_batch: an in-progress batch with tasks and none pending reads 'completed', and its
+-- completed_at is its last task's.
+WITH b AS (
+    SELECT b.*, p.public_id AS project_public_id, p.name AS project_name,
+           (b.status = 'in_progress'
+            AND EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = b.account_id
+                        AND t.is_test = b.is_test AND t.batch = b.name)
+            AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = b.account_id
+                            AND t.is_test = b.is_test AND t.batch = b.name
+                            AND t.status = 'pending')) AS done
+    FROM batches b JOIN projects p ON p.id = b.project_id
+    WHERE b.account_id = $1 AND b.is_test = $2
+      AND ($3::text[] IS NULL OR b.public_id = ANY ($3))
+      AND ($4::text IS NULL OR b.name = $4)
+      AND ($5::bigint IS NULL OR b.project_id = $5)
+      AND ($7::timestamptz IS NULL OR b.created_at > $7)
+      AND ($8::timestamptz IS NULL OR b.created_at < $8)
+      AND ($11::timestamptz IS NULL OR (b.created_at, b.public_id) < ($11, $12::text))
+), s AS (
+    SELECT b.*,
+           CASE WHEN done THEN 'completed' ELSE status END AS effective_status,
+           CASE WHEN done THEN (SELECT max(t.completed_at) FROM tasks t
+                                WHERE t.account_id = b.account_id AND t.is_test = b.is_test
+                                  AND t.batch = b.name) END AS completed_at
+    FROM b
+)
+SELECT * FROM s
+WHERE ($6::text IS NULL OR effective_status = $6)
+  AND ($9::timestamptz IS NULL OR completed_at > $9)
+  AND ($10::timestamptz IS NULL OR completed_at < $10)
+ORDER BY created_at DESC, public_id DESC
+LIMIT $13;
+
+-- name: v2_lock_batch
+SELECT * FROM batches WHERE account_id = $1 AND is_test = $2 AND public_id = $3 FOR UPDATE;
+
+-- name: v2_set_batch_status
+UPDATE batches SET status = $4 WHERE account_id = $1 AND is_test = $2 AND public_id = $3;
+
+-- name: v2_set_batch_metadata
+UPDATE batches SET metadata = $4 WHERE account_id = $1 AND is_test = $2 AND public_id = $3;
+
+-- name: v2_cancel_unstarted_tasks
+-- cancel_batch: the batch's queued tasks (pending, work not started) become canceled. The
+-- rows are locked in id order first, as ingest locks them, so the two cannot deadlock.
+WITH locked AS (
+    SELECT id FROM tasks
+    WHERE account_id = $1 AND is_test = $2 AND batch = $3
+      AND status = 'pending' AND NOT work_started
+    ORDER BY id
+    FOR UPDATE
+)
+UPDATE tasks t SET status = 'canceled', updated_at = clock_timestamp()
+FROM locked WHERE t.id = locked.id;
+
+-- name: v2_get_task
+SELECT t.*, p.public_id AS project_public_id, b.public_id AS batch_public_id
+FROM tasks t
+LEFT JOIN projects p ON p.account_id = t.account_id AND p.is_test = t.is_test
+                    AND p.name = t.project
+LEFT JOIN batches b ON b.account_id = t.account_id AND b.is_test = t.is_test AND b.name = t.batch
+WHERE t.account_id = $1 AND t.is_test = $2 AND t.id = $3;
+
+-- name: v2_list_tasks
+-- GET /v2/tasks: project ($3) and batch ($4) by name, one status ($5), completed bounds
+-- ($6, $7; exclusive, so tasks never completed drop out), keyset paging newest first after
+-- ($8, $9) = (created_at, id), at most $10 rows (tasks_project_list_idx, tasks_batch_list_idx).
+SELECT t.*, p.public_id AS project_public_id, b.public_id AS batch_public_id
+FROM tasks t
+LEFT JOIN projects p ON p.account_id = t.account_id AND p.is_test = t.is_test
+                    AND p.name = t.project
+LEFT JOIN batches b ON b.account_id = t.account_id AND b.is_test = t.is_test AND b.name = t.batch
+WHERE t.account_id = $1 AND t.is_test = $2
+  AND ($3::text IS NULL OR t.project = $3)
+  AND ($4::text IS NULL OR t.batch = $4)
+  AND ($5::text IS NULL OR t.status = $5)
+  AND ($6::timestamptz IS NULL OR t.completed_at > $6)
+  AND ($7::timestamptz IS NULL OR t.completed_at < $7)
+  AND ($8::timestamptz IS NULL OR (t.created_at, t.id) < ($8, $9::text))
+ORDER BY t.created_at DESC, t.id DESC
+LIMIT $10;
+
+-- name: v2_annotation_task
+SELECT t.id FROM v2_annotations a JOIN tasks t ON t.id = a.task_id
+WHERE a.account_id = $1 AND a.is_test = $2 AND a.annotation_id = $3;
+
+-- name: v2_index_annotations
+-- (account_id, is_test, annotation_id, task_id) rows; each key once per call.
+INSERT INTO v2_annotations (account_id, is_test, annotation_id, task_id)
+SELECT * FROM unnest($1::text[], $2::bool[], $3::text[], $4::text[])
+ON CONFLICT (account_id, is_test, annotation_id) DO UPDATE SET task_id = EXCLUDED.task_id;
+
+-- name: v2_task_project
+-- task.delivered: the task's account, world and project (internal id). Ingest is
+-- account-blind: task ids are global.
+SELECT t.account_id, t.is_test, p.id AS project_id
+FROM tasks t JOIN projects p ON p.account_id = t.account_id AND p.is_test = t.is_test
+                            AND p.name = t.project
+WHERE t.id = $1;
+
+-- name: v2_make_delivery
+-- The project's delivery named $4, made with id $5 and delivered_at $6 if it is new. A
+-- delivery made concurrently by another transaction returns nothing: the caller asks again.
+WITH made AS (
+    INSERT INTO v2_deliveries (id, account_id, is_test, project_id, name, delivered_at)
+    VALUES ($5, $1, $2, $3, $4, $6)
+    ON CONFLICT (account_id, is_test, project_id, name) DO NOTHING
+    RETURNING id
+)
+SELECT id FROM made
+UNION ALL
+SELECT id FROM v2_deliveries
+WHERE account_id = $1 AND is_test = $2 AND project_id = $3 AND name = $4;
+
+-- name: v2_deliver_task
+-- Adds task $2 (its current response) to delivery $1; delivering it again refreshes both.
+-- Returns the task, unchanged.
+WITH added AS (
+    INSERT INTO v2_delivery_tasks (delivery_id, task_id, response, delivered_at)
+    SELECT $1, t.id, t.response, $3 FROM tasks t WHERE t.id = $2
+    ON CONFLICT (delivery_id, task_id) DO UPDATE
+        SET response = EXCLUDED.response, delivered_at = EXCLUDED.delivered_at
+)
+SELECT * FROM tasks WHERE id = $2;
+
+-- name: v2_list_deliveries
+-- By id ($3), or project ($4, internal id) with name ($5) and delivered bounds ($6, $7;
+-- exclusive); newest first.
+SELECT d.*, p.public_id AS project_public_id,
+       (SELECT count(*) FROM v2_delivery_tasks x WHERE x.delivery_id = d.id) AS task_count
+FROM v2_deliveries d JOIN projects p ON p.id = d.project_id
+WHERE d.account_id = $1 AND d.is_test = $2
+  AND ($3::text IS NULL OR d.id = $3)
+  AND ($4::bigint IS NULL OR d.project_id = $4)
+  AND ($5::text IS NULL OR d.name = $5)
+  AND ($6::timestamptz IS NULL OR d.delivered_at > $6)
+  AND ($7::timestamptz IS NULL OR d.delivered_at < $7)
+ORDER BY d.delivered_at DESC, d.id DESC;
+
+-- name: v2_delivery_task_page
+-- GET /v2/delivery: the tasks of delivery $3, newest first, after ($4, $5), at most $6.
+SELECT t.*, p.public_id AS project_public_id, b.public_id AS batch_public_id
+FROM v2_delivery_tasks x
+JOIN tasks t ON t.id = x.task_id
+LEFT JOIN projects p ON p.account_id = t.account_id AND p.is_test = t.is_test
+                    AND p.name = t.project
+LEFT JOIN batches b ON b.account_id = t.account_id AND b.is_test = t.is_test AND b.name = t.batch
+WHERE x.delivery_id = $3 AND t.account_id = $1 AND t.is_test = $2
+  AND ($4::timestamptz IS NULL OR (t.created_at, t.id) < ($4, $5::text))
+ORDER BY t.created_at DESC, t.id DESC
+LIMIT $6;
+
+-- name: v2_delivered_responses
+-- GET /v2/delivery/tasks: the project's tasks ($3, by name) with their latest delivered
+-- response (or the one of delivery $4, which then also filters), status ($5), completed
+-- bounds ($6, $7), keyset paging newest first after ($8, $9), at most $10 rows.
+SELECT t.id, t.created_at, x.delivery_id, x.delivered_at, x.response
+FROM tasks t
+LEFT JOIN LATERAL (
+    SELECT x.* FROM v2_delivery_tasks x
+    WHERE x.task_id = t.id AND ($4::text IS NULL OR x.delivery_id = $4)
+    ORDER BY x.delivered_at DESC, x.delivery_id DESC
+    LIMIT 1
+) x ON true
+WHERE t.account_id = $1 AND t.is_test = $2 AND t.project = $3
+  AND ($4::text IS NULL OR x.delivery_id IS NOT NULL)
+  AND ($5::text IS NULL OR t.status = $5)
+  AND ($6::timestamptz IS NULL OR t.completed_at > $6)
+  AND ($7::timestamptz IS NULL OR t.completed_at < $7)
+  AND ($8::timestamptz IS NULL OR (t.created_at, t.id) < ($8, $9::text))
+ORDER BY t.created_at DESC, t.id DESC
+LIMIT $10;
+
+-- name: v2_count_delivered_responses
+-- The `total` of GET /v2/delivery/tasks: v2_delivered_responses' filters, without paging.
+SELECT count(*) FROM tasks t
+WHERE t.account_id = $1 AND t.is_test = $2 AND t.project = $3
+  AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM v2_delivery_tasks x
+                                   WHERE x.task_id = t.id AND x.delivery_id = $4))
+  AND ($5::text IS NULL OR t.status = $5)
+  AND ($6::timestamptz IS NULL OR t.completed_at > $6)
+  AND ($7::timestamptz IS NULL OR t.completed_at < $7);

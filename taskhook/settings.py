@@ -1,7 +1,14 @@
-"""Settings: one validated, frozen object built once at start from `TASKHOOK_*`."""
+"""Settings: one validated, frozen object built once at start from `TASKHOOK_*`.
+
+An empty variable (`TASKHOOK_X=`, as env files and compose's `${X:-}` produce) counts as
+unset: the setting keeps its default. For TASKHOOK_DATABASE_URL that default is the
+embedded PostgreSQL, which the CLI announces with a `database.embedded` warning.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from pathlib import Path
@@ -16,10 +23,21 @@ from taskhook.retry import DEFAULT_SCHEDULE
 class Settings(BaseSettings):
     """Every field is an environment variable `TASKHOOK_<NAME>`."""
 
-    model_config = SettingsConfigDict(env_prefix="TASKHOOK_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="TASKHOOK_", frozen=True, extra="ignore", env_ignore_empty=True
+    )
 
-    host: str = Field("127.0.0.1", description="Address the receiver listens on.")
+    host: str = Field(
+        "127.0.0.1", description="Address the receiver (and the dispatcher's ops server) binds."
+    )
     port: int = Field(8080, ge=0, le=65535, description="TCP port of the receiver (0: any free).")
+    dispatcher_port: int = Field(
+        8081,
+        ge=0,
+        le=65535,
+        description="TCP port of the ops server (/healthz, /readyz, /metrics) of the "
+        "standalone `taskhook dispatcher`; 0: no ops server. Not used by `serve`.",
+    )
     database_url: str | None = Field(
         None,
         description="PostgreSQL 14+ DSN. Unset: an embedded PostgreSQL in data_dir/pgdata.",
@@ -42,6 +60,12 @@ class Settings(BaseSettings):
         None,
         description="Standard Webhooks secret (whsec_...) that signs POST /v1/events. Unset: "
         "one is generated on first start and kept in data_dir/ingest_secret.",
+    )
+    secret_key: str | None = Field(
+        None,
+        description="Base64 of 32 random bytes: encrypts account secrets (callback auth key, "
+        "signing secrets) in the database; every process sharing a database needs the same. "
+        "Unset: one is generated on first start and kept in data_dir/secret_key.",
     )
 
     # --- callback delivery (SPEC §4) ---
@@ -117,9 +141,59 @@ class Settings(BaseSettings):
     @field_validator("ingest_secret")
     @classmethod
     def _whsec(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("whsec_"):
-            raise ValueError("must be a Standard Webhooks secret starting with 'whsec_'")
+        if value is not None:
+            check_webhook_secret(value)
         return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                raw = base64.b64decode(value.strip(), validate=True)
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:  # the message never echoes the value
+                raise ValueError(
+                    "must be base64 of 32 random bytes; generate one with: python3 -c "
+                    '"import base64,secrets;print(base64.b64encode(secrets.token_bytes(32))'
+                    '.decode())"'
+                )
+        return value
+
+
+MIN_SECRET_BYTES = 24  # the Standard Webhooks lower bound for a signing key
+HOW_TO_GENERATE = (
+    'generate one with: python3 -c "import base64,secrets;'
+    "print('whsec_'+base64.b64encode(secrets.token_bytes(32)).decode())\""
+)
+
+
+def check_webhook_secret(value: str) -> None:
+    """A Standard Webhooks secret: 'whsec_' + base64 of at least 24 bytes, which the
+    standardwebhooks library accepts. Raises ValueError (without echoing the value)."""
+    if not value.startswith("whsec_"):
+        raise ValueError(
+            f"must be a Standard Webhooks secret starting with 'whsec_'; {HOW_TO_GENERATE}"
+        )
+    encoded = value.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(
+            f"the part after 'whsec_' is not base64 (a placeholder?); {HOW_TO_GENERATE}"
+        ) from None
+    if len(key) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"the key after 'whsec_' is {len(key)} bytes, at least {MIN_SECRET_BYTES} are "
+            f"needed; {HOW_TO_GENERATE}"
+        )
+    from standardwebhooks.webhooks import Webhook
+
+    try:
+        Webhook(value)  # the library that verifies POST /v1/events must accept it too
+    except Exception as exc:
+        raise ValueError(f"not accepted by standardwebhooks ({type(exc).__name__})") from None
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -13,6 +13,7 @@ from taskhook.accounts import Principal
 from taskhook.delivery import AttemptResult, Claimed
 from taskhook.errors import Conflict
 from taskhook.queries import queries
+from taskhook.secretbox import AUTH_KEY, SIGNING_SECRET, SecretBox
 
 Conn = asyncpg.Connection | asyncpg.Pool
 Row = asyncpg.Record
@@ -56,6 +57,34 @@ class TaskFilters:
 
 def _who(p: Principal) -> tuple[str, bool]:
     return p.account_id, p.is_test
+
+
+async def claim_secret_key_check(conn: Conn, check: bytes) -> bytes:
+    return bytes(await conn.fetchval(queries["claim_secret_key_check"], check))
+
+
+async def encrypt_legacy_secrets(conn: asyncpg.Connection, box: SecretBox) -> None:
+    """A database from before secrets were encrypted: encrypt them, drop the plaintext."""
+    if not await conn.fetchval(queries["has_plaintext_secrets"]):
+        return
+    for r in await conn.fetch(queries["plaintext_secrets"]):
+        await conn.execute(
+            queries["store_encrypted_secrets"],
+            r["id"],
+            box.seal(r["callback_auth_key"], r["id"], AUTH_KEY),
+            box.seal(r["signing_secret"], r["id"], SIGNING_SECRET),
+        )
+    await conn.execute(queries["drop_plaintext_secrets"])
+
+
+async def rotate_signing_secret(
+    conn: Conn, account_id: str, new_secret_enc: bytes, grace_seconds: float
+) -> Row | None:
+    """None: no such account. old_secret_until: until when the previous secret still
+    signs (None: no grace period)."""
+    return await conn.fetchrow(
+        queries["rotate_signing_secret"], account_id, new_secret_enc, grace_seconds
+    )
 
 
 async def token_key(conn: Conn) -> bytes:
@@ -399,12 +428,14 @@ async def notify_new_work(conn: Conn) -> None:
 
 async def claim_deliveries(
     pool: asyncpg.Pool,
+    box: SecretBox,
     limit: int,
     lease_seconds: float,
     per_host: int,
     busy: dict[str, int] | None = None,
 ) -> list[Claimed]:
-    """Up to `limit` due deliveries, at most `per_host` less `busy[host]` for each host."""
+    """Up to `limit` due deliveries, at most `per_host` less `busy[host]` for each host,
+    with their account's secrets decrypted."""
     busy = busy or {}
     async with pool.acquire() as conn, conn.transaction():
         # A backlog grows faster than statistics follow; with a stale row estimate the
@@ -432,12 +463,18 @@ async def claim_deliveries(
             webhook_id=r["webhook_id"],
             attempt=r["attempts"],
             lease_token=r["lease_token"],
-            callback_auth_key=r["callback_auth_key"],
-            signing_secret=r["signing_secret"],
+            callback_auth_key=box.open(r["callback_auth_key_enc"], r["account_id"], AUTH_KEY),
+            signing_secrets=_signing_secrets(box, r),
             created_at=r["created_at"],
         )
         for r in rows
     ]
+
+
+def _signing_secrets(box: SecretBox, r: Row) -> tuple[str, ...]:
+    """The current secret, and the previous one while a rotation's grace period runs."""
+    blobs = (r["signing_secret_enc"], r["old_signing_secret_enc"])
+    return tuple(box.open(b, r["account_id"], SIGNING_SECRET) for b in blobs if b is not None)
 
 
 @dataclass(frozen=True, slots=True)

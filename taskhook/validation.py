@@ -124,6 +124,27 @@ def check_unique_id(value: Any, where: str = "unique_id") -> str:
     return value
 
 
+# Times that are stored: asyncpg sends datetime.min and datetime.max as -infinity and
+# infinity (which then read back as naive, unusable datetimes), and cannot send a time that
+# leaves the datetime range once moved to UTC. Real events fall well inside these bounds.
+EARLIEST_STORED = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_STORED = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def check_stored_time(value: datetime, where: str) -> datetime:
+    """A time to be stored, in UTC (naive means UTC): from 1970 up to year 9999, else 400."""
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST_STORED <= utc < LATEST_STORED:
+        raise BadRequest(
+            f"{where} is out of range: {value.isoformat()} (from "
+            f"{EARLIEST_STORED.date()} up to {LATEST_STORED.date()}, UTC)."
+        )
+    return utc
+
+
 def parse_time(value: str, where: str) -> datetime:
     """ISO 8601: date only, 'T' or space separated, with or without an offset (UTC if none)."""
     text = value.strip()

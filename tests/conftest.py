@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import secrets
 import shutil
 import tempfile
@@ -23,6 +24,7 @@ from taskhook import db
 from taskhook.accounts import NewAccount, create_account
 from taskhook.dispatcher.loop import Dispatcher
 from taskhook.receiver.app import create_app
+from taskhook.secretbox import SecretBox
 from taskhook.settings import Settings
 from tests.sink import Sink
 
@@ -118,6 +120,11 @@ def settings() -> Settings:
 
 
 INGEST_SECRET = "whsec_" + base64.b64encode(b"taskhook-tests-ingest-secret-32b").decode()
+# The key that encrypts account secrets, for every Settings and taskhook process the tests
+# make (they inherit the environment), so all of them agree with the test databases.
+SECRET_KEY = base64.b64encode(b"taskhook-tests-secret-key-32byte").decode()
+os.environ["TASKHOOK_SECRET_KEY"] = SECRET_KEY
+SECRET_BOX = SecretBox(base64.b64decode(SECRET_KEY))
 
 
 @pytest.fixture
@@ -137,7 +144,7 @@ async def base_url(aiohttp_server: Any, settings: Settings, pool: asyncpg.Pool) 
 def make_account(pool: asyncpg.Pool) -> Callable[[str], Awaitable[NewAccount]]:
     async def make(name: str = "acme") -> NewAccount:
         async with pool.acquire() as conn:
-            return await create_account(conn, name)
+            return await create_account(conn, name, SECRET_BOX)
 
     return make
 

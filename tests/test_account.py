@@ -71,7 +71,11 @@ async def test_cli_sets_and_clears_the_default(
     """`taskhook accounts set-callback ID URL` and `--clear` change the default."""
     taskhook = str(Path(sys.executable).parent / "taskhook")
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TASKHOOK_")},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("TASKHOOK_") or k == "TASKHOOK_SECRET_KEY"
+        },
         "TASKHOOK_DATABASE_URL": dsn,
     }
 

@@ -12,7 +12,7 @@ import asyncpg
 
 from taskhook import store
 from taskhook.queries import queries
-from tests.conftest import Api
+from tests.conftest import SECRET_BOX, Api
 
 BACKLOG = 5000
 
@@ -96,7 +96,7 @@ async def test_a_host_at_its_cap_costs_nothing(test_api: Api, pool: asyncpg.Pool
     nodes = await _explain(pool, 100, 60, 200, ["stuck.example"], [200])
     rows_read = sum(n["Actual Rows"] * n.get("Actual Loops", 1) for n in _host_scans(nodes))
     assert rows_read < 100, rows_read
-    claimed = await store.claim_deliveries(pool, 100, 60, 200, {"stuck.example": 200})
+    claimed = await store.claim_deliveries(pool, SECRET_BOX, 100, 60, 200, {"stuck.example": 200})
     assert {d.host for d in claimed} == {"b.example", "127.0.0.1"}
     assert len(claimed) == 11
 
@@ -106,7 +106,7 @@ async def test_each_host_gets_at_most_its_room(test_api: Api, pool: asyncpg.Pool
     await _seed(test_api, pool)
     await _backlog(test_api, pool, "a.example", 50)
     await _backlog(test_api, pool, "b.example", 50)
-    claimed = await store.claim_deliveries(pool, 100, 60, 10, {"a.example": 7})
+    claimed = await store.claim_deliveries(pool, SECRET_BOX, 100, 60, 10, {"a.example": 7})
     hosts = [d.host for d in claimed]
     assert hosts.count("a.example") == 3
     assert hosts.count("b.example") == 10

@@ -19,6 +19,8 @@ import pytest
 import scaleapi
 
 from taskhook.accounts import authenticate
+from taskhook.cli import _parser
+from tests.test_deploy import subcommands
 
 TASKHOOK = str(Path(sys.executable).parent / "taskhook")
 TABLES = {
@@ -36,7 +38,11 @@ TABLES = {
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKHOOK_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TASKHOOK_") or k == "TASKHOOK_SECRET_KEY"
+    }
     return {**env, "TASKHOOK_LOG_FORMAT": "json", **extra}
 
 
@@ -106,13 +112,32 @@ async def test_migrate_is_idempotent_on_an_empty_database(server_dsn: str) -> No
 
 
 @pytest.mark.parametrize(
-    ("variable", "value"), [("TASKHOOK_PORT", "eighty"), ("TASKHOOK_LOG_LEVEL", "loud")]
+    ("variable", "value"),
+    [
+        ("TASKHOOK_PORT", "eighty"),
+        ("TASKHOOK_LOG_LEVEL", "loud"),
+        ("TASKHOOK_DISPATCHER_PORT", "-1"),
+        # The deploy examples' placeholder: refused at start, not a base64 traceback later.
+        ("TASKHOOK_INGEST_SECRET", "whsec_REPLACE_ME"),
+    ],
 )
 async def test_bad_setting_stops_start_and_names_it(variable: str, value: str) -> None:
     """A bad setting stops the start with a message that names the variable."""
     code, _, err = await _run("migrate", env=_env(**{variable: value}))
     assert code == 2
     assert variable in err
+    assert "Traceback" not in err
+
+
+def test_help_names_every_subcommand() -> None:
+    """`taskhook --help` lists what the command does, with no stale promises."""
+    text = _parser().format_help()
+    description = _parser().description or ""
+    for name in subcommands() - {"create", "set-callback"}:
+        assert name in description, name
+    for name in ("accounts create", "accounts set-callback"):
+        assert name in " ".join(description.split()), name
+    assert "later" not in text
 
 
 async def _read_until(stream: asyncio.StreamReader, marker: str, lines: list[str]) -> str:
@@ -166,6 +191,23 @@ def data_dir() -> Iterator[Path]:
     folder.chmod(0o755)
     yield folder / "data"
     shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_empty_database_and_smtp_urls_mean_unset(data_dir: Path) -> None:
+    """`TASKHOOK_DATABASE_URL=` is the embedded server, announced by a `database.embedded`
+    warning naming its folder; `TASKHOOK_SMTP_URL=` is no SMTP (not a bad URL)."""
+    env = _env(TASKHOOK_DATA_DIR=str(data_dir), TASKHOOK_DATABASE_URL="", TASKHOOK_SMTP_URL="")
+    code, out, err = await _run("migrate", env=env)
+    assert code == 0, err
+    assert "schema applied" in out
+    [warning] = [
+        e
+        for line in err.splitlines()
+        if line.startswith("{") and (e := json.loads(line))["event"] == "database.embedded"
+    ]
+    assert warning["level"] == "warning"
+    assert warning["data_dir"] == str(data_dir.resolve() / "pgdata")
+    assert (data_dir / "pgdata").is_dir()
 
 
 async def test_serve_on_embedded_postgres_end_to_end(data_dir: Path) -> None:

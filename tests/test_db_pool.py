@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
+import pytest
+
 from taskhook.db import create_pool
 
 
@@ -27,3 +32,20 @@ async def test_release_runs_no_reset_query(dsn: str) -> None:
             assert await third.fetchval("SHOW jit") == "off"
     finally:
         await pool.close()
+
+
+async def test_a_start_waits_for_the_database_then_stops_with_a_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No database at the start: taskhook waits (bounded), then exits 1 with a message
+    naming TASKHOOK_DATABASE_URL instead of a traceback."""
+    from taskhook import cli
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(cli, "START_WAIT", 1.5)
+    began = time.monotonic()
+    with pytest.raises(cli.DatabaseUnreachable, match="TASKHOOK_DATABASE_URL"):
+        await cli._first_pool(f"postgresql://x@127.0.0.1:{port}/x")
+    assert 1.5 <= time.monotonic() - began < 10

@@ -2,7 +2,11 @@
 
 Each check is a function that returns a list of problems, so the last tests can show that
 every check fails on a broken copy of the files (a misspelt subcommand, an unknown setting,
-a probe on a path the receiver does not serve, a port that disagrees, a short stop timeout).
+a probe on a path the receiver or the dispatcher's ops server does not serve, a port that
+disagrees, a short stop timeout).
+
+`served` maps each role with HTTP to its GET paths: the receiver app's route table, and the
+route table of the standalone dispatcher's ops server (TASKHOOK_DISPATCHER_PORT).
 """
 
 from __future__ import annotations
@@ -20,17 +24,20 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
+import asyncpg
 import pytest
 import yaml
 
 from taskhook.cli import _parser
+from taskhook.dispatcher.loop import Dispatcher
+from taskhook.dispatcher.ops_server import create_ops_app
 from taskhook.errors import ConfigError
 from taskhook.receiver.app import create_app
 from taskhook.settings import Settings, load_settings
-from tests.conftest import INGEST_SECRET
+from tests.conftest import INGEST_SECRET, SECRET_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -43,6 +50,8 @@ UNITS = ("taskhook-receiver.service", "taskhook-dispatcher.service")
 SYSTEMD_ENV = SYSTEMD / "taskhook.env.example"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 SECRET_SETTINGS = {"TASKHOOK_DATABASE_URL", "TASKHOOK_INGEST_SECRET", "TASKHOOK_SMTP_URL"}
+ROLES_WITH_HTTP = ("receiver", "dispatcher")
+Served = dict[str, set[str]]  # role -> the GET paths it serves
 
 
 def _deploy_files() -> list[Path]:
@@ -150,8 +159,16 @@ def seconds(text: str | int | float) -> float:
     return sum(float(n) * units[u] for n, u in parts)
 
 
-def settings_from_env(env: dict[str, str]) -> Settings:
+def filled_in(env: dict[str, str]) -> dict[str, str]:
+    """The examples as a user fills them in: REPLACE_ME secrets become real ones (as
+    shipped they are refused at start, which test_placeholders_stop_the_start checks)."""
+    real = {"TASKHOOK_INGEST_SECRET": INGEST_SECRET, "TASKHOOK_SECRET_KEY": SECRET_KEY}
+    return {**env, **{k: v for k, v in real.items() if "REPLACE_ME" in env.get(k, "")}}
+
+
+def settings_from_env(env: dict[str, str], *, as_shipped: bool = False) -> Settings:
     """Settings as the process would build them from exactly this environment."""
+    env = env if as_shipped else filled_in(env)
     saved = {k: v for k, v in os.environ.items() if k.startswith("TASKHOOK_")}
     for key in saved:
         del os.environ[key]
@@ -198,16 +215,41 @@ def argv_problem(argv: list[str]) -> str | None:
     return None
 
 
-def receiver_get_paths() -> set[str]:
-    """The GET routes of the receiver app, read from its route table (no database)."""
-    app = create_app(
-        Settings(database_url="unused"), "postgresql://unused/unused", ingest_secret=INGEST_SECRET
-    )
+def _get_paths(app: aiohttp.web.Application) -> set[str]:
     return {
         route.resource.canonical
         for route in app.router.routes()
         if route.method in ("GET", "*") and route.resource is not None
     }
+
+
+def receiver_get_paths() -> set[str]:
+    """The GET routes of the receiver app, read from its route table (no database)."""
+    return _get_paths(
+        create_app(
+            Settings(database_url="unused"),
+            "postgresql://unused/unused",
+            ingest_secret=INGEST_SECRET,
+        )
+    )
+
+
+def dispatcher_get_paths() -> set[str]:
+    """The GET routes of `taskhook dispatcher`'s ops server (no database, no loop)."""
+    settings = Settings(database_url="unused")
+    pool = cast(asyncpg.Pool, None)  # only the route table is read
+    return _get_paths(
+        create_ops_app(settings, pool, Dispatcher(pool, "postgresql://unused/unused", settings))
+    )
+
+
+def served_paths() -> Served:
+    return {"receiver": receiver_get_paths(), "dispatcher": dispatcher_get_paths()}
+
+
+def role_port(role: str, settings: Settings) -> int:
+    """The port a role's HTTP listens on (the dispatcher's: 0 means it has none)."""
+    return settings.dispatcher_port if role == "dispatcher" else settings.port
 
 
 # --- checks that scan every file ----------------------------------------------------------
@@ -266,8 +308,10 @@ def loose_command_problems(text: str) -> list[str]:
     return problems
 
 
-def probe_path_problems(paths: Iterable[str], served: set[str]) -> list[str]:
-    return [f"{path}: the receiver serves no GET {path}" for path in paths if path not in served]
+def probe_path_problems(
+    paths: Iterable[str], served: set[str], role: str = "receiver"
+) -> list[str]:
+    return [f"{path}: the {role} serves no GET {path}" for path in paths if path not in served]
 
 
 LOCAL_URL = re.compile(r"https?://(?:127\.0\.0\.1|localhost|0\.0\.0\.0)(?::(\d+))?(/[\w./-]*)?")
@@ -303,8 +347,9 @@ def containerfile_problems(instructions: list[tuple[str, str]]) -> list[str]:
 def image_port_problems(stage: list[tuple[str, str]], settings: Settings) -> list[str]:
     problems = []
     exposed = {int(p.split("/")[0]) for w, a in stage if w == "EXPOSE" for p in a.split()}
-    if exposed != {settings.port}:
-        problems.append(f"EXPOSE {exposed} but the image listens on {settings.port}")
+    listens = {settings.port, settings.dispatcher_port} - {0}
+    if exposed != listens:
+        problems.append(f"EXPOSE {exposed} but the image listens on {listens}")
     if settings.host in LOOPBACK:
         problems.append(f"TASKHOOK_HOST={settings.host}: unreachable from outside")
     return problems
@@ -321,7 +366,26 @@ def compose_env(
     return env
 
 
-def compose_service_problems(name: str, service: dict[str, Any], settings: Settings) -> list[str]:
+def compose_healthcheck_problems(
+    name: str, service: dict[str, Any], settings: Settings, served: set[str]
+) -> list[str]:
+    """A receiver or dispatcher healthcheck GETs a path its role serves, on its port."""
+    port = role_port(name, settings)
+    test = " ".join(map(str, service.get("healthcheck", {}).get("test", [])))
+    urls = LOCAL_URL.findall(test)
+    if not urls:
+        return [f"{name}: no healthcheck on http://127.0.0.1:{port}/readyz"]
+    problems = []
+    for url_port, path in urls:
+        if int(url_port or 80) != port:
+            problems.append(f"{name} healthcheck probes port {url_port or 80}, not {port}")
+        problems += probe_path_problems([path or "/"], served, name)
+    return problems
+
+
+def compose_service_problems(
+    name: str, service: dict[str, Any], settings: Settings, served: Served
+) -> list[str]:
     problems = []
     command = service.get("command", [])
     argv = command if isinstance(command, list) else shlex.split(command)
@@ -333,11 +397,8 @@ def compose_service_problems(name: str, service: dict[str, Any], settings: Setti
             )
         if settings.host in LOOPBACK:
             problems.append(f"receiver: TASKHOOK_HOST={settings.host} is unreachable")
-        test = " ".join(map(str, service.get("healthcheck", {}).get("test", [])))
-        for port, _path in LOCAL_URL.findall(test):
-            if port and int(port) != settings.port:
-                problems.append(f"receiver healthcheck probes port {port}, not {settings.port}")
-    if name in ("receiver", "dispatcher"):
+    if name in ROLES_WITH_HTTP:
+        problems += compose_healthcheck_problems(name, service, settings, served[name])
         grace = seconds(service.get("stop_grace_period", "10s"))
         if grace <= settings.shutdown_grace:
             problems.append(f"{name}: stop_grace_period {grace}s <= shutdown grace")
@@ -347,7 +408,7 @@ def compose_service_problems(name: str, service: dict[str, Any], settings: Setti
 
 
 def compose_problems(
-    compose: dict[str, Any], example: dict[str, str], base: dict[str, str]
+    compose: dict[str, Any], example: dict[str, str], base: dict[str, str], served: Served
 ) -> list[str]:
     services = compose.get("services", {})
     problems = [
@@ -377,7 +438,7 @@ def compose_problems(
         )
         problems += problems_env
         if settings is not None:
-            problems += compose_service_problems(name, service, settings)
+            problems += compose_service_problems(name, service, settings, served)
     return problems
 
 
@@ -429,7 +490,7 @@ def k8s_reference_problems(docs: list[dict[str, Any]]) -> list[str]:
 
 
 def k8s_probe_problems(
-    container: dict[str, Any], ports: dict[str, int], settings: Settings, served: set[str]
+    container: dict[str, Any], ports: dict[str, int], port: int, served: set[str], role: str
 ) -> list[str]:
     """Readiness on /readyz, liveness on /healthz, each on a served path and the real port."""
     problems = []
@@ -438,14 +499,55 @@ def k8s_probe_problems(
         probe = container.get(probe_name, {}).get("httpGet")
         if probe is None:
             if path is not None:
-                problems.append(f"receiver has no HTTP {probe_name}")
+                problems.append(f"{role} has no HTTP {probe_name}")
             continue
         if path is not None and probe["path"] != path:
-            problems.append(f"receiver {probe_name} probes {probe['path']}, not {path}")
-        problems += probe_path_problems([probe["path"]], served)
-        if ports.get(probe["port"], probe["port"]) != settings.port:
-            problems.append(f"receiver {probe_name} probes port {probe['port']}")
+            problems.append(f"{role} {probe_name} probes {probe['path']}, not {path}")
+        problems += probe_path_problems([probe["path"]], served, role)
+        if ports.get(probe["port"], probe["port"]) != port:
+            problems.append(f"{role} {probe_name} probes port {probe['port']}")
     return problems
+
+
+def k8s_scrape_problems(
+    docs: list[dict[str, Any]], role: str, port: int, served: set[str]
+) -> list[str]:
+    """Prometheus annotations that name the role's port and a path it serves."""
+    annotations = k8s_pod(docs, f"taskhook-{role}")["metadata"].get("annotations", {})
+    problems = probe_path_problems(
+        [annotations.get("prometheus.io/path", "/metrics")], served, role
+    )
+    if str(annotations.get("prometheus.io/port", port)) != str(port):
+        problems.append(f"prometheus.io/port disagrees with the {role}'s port {port}")
+    if str(annotations.get("prometheus.io/scrape")) != "true":
+        problems.append(f"{role}: no prometheus.io/scrape annotation")
+    return problems
+
+
+def k8s_pod(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    for doc in docs:
+        if doc["kind"] == "Deployment" and doc["metadata"]["name"] == name:
+            return doc["spec"]["template"]  # type: ignore[no-any-return]
+    raise AssertionError(f"no Deployment {name}")
+
+
+def k8s_dispatcher_problems(
+    docs: list[dict[str, Any]], settings: Settings, served: set[str]
+) -> list[str]:
+    """The ops server: its containerPort, probes and scrape annotations agree with
+    TASKHOOK_DISPATCHER_PORT, and every path is one it serves."""
+    port = settings.dispatcher_port
+    if port == 0:
+        return ["dispatcher: TASKHOOK_DISPATCHER_PORT=0, so nothing can probe or scrape it"]
+    problems = []
+    container = k8s_containers(docs, "taskhook-dispatcher")[0]
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    if set(ports.values()) != {port}:
+        problems.append(f"dispatcher containerPort {ports} but its ops server is on {port}")
+    if settings.host in LOOPBACK:
+        problems.append(f"dispatcher: TASKHOOK_HOST={settings.host} is unreachable to probes")
+    problems += k8s_probe_problems(container, ports, port, served, "dispatcher")
+    return problems + k8s_scrape_problems(docs, "dispatcher", port, served)
 
 
 def k8s_receiver_problems(
@@ -458,18 +560,10 @@ def k8s_receiver_problems(
         problems.append(f"receiver containerPort {ports} but it listens on {settings.port}")
     if settings.host in LOOPBACK:
         problems.append(f"receiver: TASKHOOK_HOST={settings.host} is unreachable")
-    problems += k8s_probe_problems(container, ports, settings, served)
+    problems += k8s_probe_problems(container, ports, settings.port, served, "receiver")
     services = [d for d in docs if d["kind"] == "Service"]
-    pod = next(
-        d
-        for d in docs
-        if d["metadata"]["name"] == "taskhook-receiver" and d["kind"] == "Deployment"
-    )
-    labels = pod["spec"]["template"]["metadata"]["labels"]
-    annotations = pod["spec"]["template"]["metadata"].get("annotations", {})
-    problems += probe_path_problems([annotations.get("prometheus.io/path", "/metrics")], served)
-    if str(annotations.get("prometheus.io/port", settings.port)) != str(settings.port):
-        problems.append("prometheus.io/port disagrees with the receiver's port")
+    labels = k8s_pod(docs, "taskhook-receiver")["metadata"]["labels"]
+    problems += k8s_scrape_problems(docs, "receiver", settings.port, served)
     for service in services:
         if service["spec"]["selector"].items() - labels.items():
             problems.append(f"Service {service['metadata']['name']} selects no receiver pod")
@@ -495,7 +589,7 @@ def k8s_grace_problems(docs: list[dict[str, Any]], settings: dict[str, Settings]
 
 
 def kubernetes_problems(
-    docs: list[dict[str, Any]], base: dict[str, str], served: set[str]
+    docs: list[dict[str, Any]], base: dict[str, str], served: Served
 ) -> list[str]:
     kinds = sorted(d["kind"] for d in docs)
     problems = [f"no {k}" for k in ("ConfigMap", "Secret", "Service") if k not in kinds]
@@ -521,12 +615,11 @@ def kubernetes_problems(
         if (container.get("command", []) + container.get("args", []))[-1:] != [role]:
             problems.append(f"{name} does not run `taskhook {role}`")
     if "taskhook-receiver" in settings:
-        problems += k8s_receiver_problems(docs, settings["taskhook-receiver"], served)
-    dispatcher = k8s_containers(docs, "taskhook-dispatcher")[0]
-    if dispatcher.get("ports") or any(
-        "httpGet" in dispatcher.get(p, {}) for p in ("readinessProbe", "livenessProbe")
-    ):
-        problems.append("the dispatcher serves no HTTP: no ports, no HTTP probes")
+        problems += k8s_receiver_problems(docs, settings["taskhook-receiver"], served["receiver"])
+    if "taskhook-dispatcher" in settings:
+        problems += k8s_dispatcher_problems(
+            docs, settings["taskhook-dispatcher"], served["dispatcher"]
+        )
     return problems + k8s_grace_problems(docs, settings)
 
 
@@ -556,6 +649,10 @@ def systemd_problems(
         stop = seconds(service.get("TimeoutStopSec", ["90s"])[-1])
         if stop <= settings.shutdown_grace:
             problems.append(f"{name}: TimeoutStopSec={stop}s <= shutdown grace")
+        if settings.dispatcher_port == settings.port:  # both units run on one host
+            problems.append(
+                f"{name}: TASKHOOK_DISPATCHER_PORT = TASKHOOK_PORT = {settings.port} on one host"
+            )
     role = name.removeprefix("taskhook-").removesuffix(".service")
     if shlex.split(service.get("ExecStart", [""])[-1])[-1:] != [role]:
         problems.append(f"{name}: ExecStart does not run `taskhook {role}`")
@@ -614,8 +711,8 @@ def files() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def served() -> set[str]:
-    return receiver_get_paths()
+def served() -> Served:
+    return served_paths()
 
 
 # --- the checks, on the real files ---------------------------------------------------------
@@ -656,12 +753,28 @@ def test_containerfile(files: dict[str, Any]) -> None:
     assert containerfile_problems(files["containerfile"]) == []
 
 
-def test_compose(files: dict[str, Any]) -> None:
-    assert compose_problems(files["compose"], files["compose_env"], files["image_env"]) == []
+def test_compose(files: dict[str, Any], served: Served) -> None:
+    problems = compose_problems(files["compose"], files["compose_env"], files["image_env"], served)
+    assert problems == []
 
 
-def test_kubernetes(files: dict[str, Any], served: set[str]) -> None:
+def test_kubernetes(files: dict[str, Any], served: Served) -> None:
     assert kubernetes_problems(files["k8s"], files["image_env"], served) == []
+
+
+def test_placeholders_stop_the_start(files: dict[str, Any]) -> None:
+    """A REPLACE_ME secret left in an example is refused at start, naming it."""
+    secrets = next(d["stringData"] for d in files["k8s"] if d["kind"] == "Secret")
+    for where, env in (
+        ("compose.env.example", files["compose_env"]),
+        ("taskhook.env.example", files["systemd_env"]),
+        ("secret.yaml", secrets),
+    ):
+        for name in ("TASKHOOK_INGEST_SECRET", "TASKHOOK_SECRET_KEY"):
+            assert "REPLACE_ME" in env[name], where
+            only_this = {**filled_in(env), name: env[name]}
+            with pytest.raises(ConfigError, match=name):
+                settings_from_env(only_this, as_shipped=True)
 
 
 @pytest.mark.parametrize("name", UNITS)
@@ -703,21 +816,58 @@ def test_every_setting_named_is_real() -> None:
         assert unknown_settings(path.read_text()) == set(), path
 
 
-def test_every_local_url_is_a_route(served: set[str]) -> None:
-    assert {"/healthz", "/readyz", "/metrics"} <= served
+def test_every_local_url_is_a_route(served: Served) -> None:
+    """A local URL on the dispatcher's default ops port must be one of its routes; any
+    other, one of the receiver's."""
+    for role in ROLES_WITH_HTTP:
+        assert {"/healthz", "/readyz", "/metrics"} <= served[role], role
+    ops_port = Settings.model_fields["dispatcher_port"].default
     for path in _deploy_files():
-        paths = [p for _port, p in LOCAL_URL.findall(path.read_text()) if p]
-        assert probe_path_problems(paths, served) == [], path
+        for port, url_path in LOCAL_URL.findall(path.read_text()):
+            role = "dispatcher" if port and int(port) == ops_port else "receiver"
+            assert probe_path_problems([url_path or "/"], served[role], role) == [], path
 
 
-async def test_probe_paths_answer_200(http: aiohttp.ClientSession, base_url: str) -> None:
+def probed_paths(files: dict[str, Any], role: str) -> set[str]:
+    """Every path a deploy file probes or scrapes on this role."""
+    container = k8s_containers(files["k8s"], f"taskhook-{role}")[0]
+    paths = {
+        container[p]["httpGet"]["path"]
+        for p in ("readinessProbe", "livenessProbe", "startupProbe")
+        if p in container
+    }
+    annotations = k8s_pod(files["k8s"], f"taskhook-{role}")["metadata"].get("annotations", {})
+    paths.add(annotations.get("prometheus.io/path", "/metrics"))
+    test = " ".join(map(str, files["compose"]["services"][role]["healthcheck"]["test"]))
+    return paths | {p for _port, p in LOCAL_URL.findall(test)}
+
+
+async def test_probe_paths_answer_200(
+    files: dict[str, Any], http: aiohttp.ClientSession, base_url: str
+) -> None:
     """The paths the probes use really answer 200 on a receiver with a database."""
-    docs = load_all()["k8s"]
-    container = k8s_containers(docs, "taskhook-receiver")[0]
-    paths = {container[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe")}
-    paths |= {"/metrics"}
+    paths = probed_paths(files, "receiver")
+    assert {"/readyz", "/healthz", "/metrics"} <= paths
     for path in sorted(paths):
         async with http.get(base_url + path) as resp:
+            assert resp.status == 200, path
+
+
+async def test_dispatcher_probe_paths_answer_200(
+    files: dict[str, Any],
+    aiohttp_server: Any,
+    pool: asyncpg.Pool,
+    dsn: str,
+    http: aiohttp.ClientSession,
+) -> None:
+    """...and on the dispatcher's ops server, with a database and a fresh loop heartbeat."""
+    paths = probed_paths(files, "dispatcher")
+    assert {"/readyz", "/healthz", "/metrics"} <= paths
+    settings = Settings(database_url="unused")
+    app = create_ops_app(settings, pool, Dispatcher(pool, dsn, settings))
+    server = await aiohttp_server(app, host="127.0.0.1")
+    for path in sorted(paths):
+        async with http.get(f"http://127.0.0.1:{server.port}{path}") as resp:
             assert resp.status == 200, path
 
 
@@ -736,10 +886,12 @@ def test_command_checks_catch_mistakes() -> None:
     assert not loose_command_problems("# taskhook stops on SIGTERM; `taskhook serve`")
 
 
-def test_setting_and_path_checks_catch_mistakes(served: set[str]) -> None:
+def test_setting_and_path_checks_catch_mistakes(served: Served) -> None:
     assert unknown_settings("TASKHOOK_NO_SUCH=1 TASKHOOK_PORT=1") == {"TASKHOOK_NO_SUCH"}
-    assert probe_path_problems(["/livez"], served)
+    assert probe_path_problems(["/livez"], served["receiver"])
+    assert probe_path_problems(["/v1/tasks"], served["dispatcher"], "dispatcher")
     assert settings_problems("x", {"TASKHOOK_PORT": "eighty"})[0]
+    assert settings_problems("x", {"TASKHOOK_DISPATCHER_PORT": "eighty"})[0]
 
 
 def test_containerfile_check_catches_mistakes(files: dict[str, Any]) -> None:
@@ -752,6 +904,8 @@ def test_containerfile_check_catches_mistakes(files: dict[str, Any]) -> None:
 
     assert not containerfile_problems(base)
     assert broken("EXPOSE", "8080", "9090")
+    assert broken("EXPOSE", "8081", "")
+    assert broken("ENV", "TASKHOOK_DISPATCHER_PORT=8081", "TASKHOOK_DISPATCHER_PORT=9091")
     assert broken("ENV", "TASKHOOK_PORT=8080", "TASKHOOK_PORT=9090")
     assert broken("ENV", "TASKHOOK_HOST=0.0.0.0", "TASKHOOK_HOST=127.0.0.1")
     assert broken("ENV", "TASKHOOK_LOG_FORMAT=json", "TASKHOOK_LOG_FORMAT=xml")
@@ -762,11 +916,36 @@ def test_containerfile_check_catches_mistakes(files: dict[str, Any]) -> None:
     assert broken("RUN", "pip install .", "pip install taskhook")
 
 
-def test_compose_check_catches_mistakes(files: dict[str, Any]) -> None:
+def test_compose_check_catches_mistakes(files: dict[str, Any], served: Served) -> None:
     def broken(change: Any) -> list[str]:
         compose = copy.deepcopy(files["compose"])
         change(compose["services"])
-        return compose_problems(compose, files["compose_env"], files["image_env"])
+        return compose_problems(compose, files["compose_env"], files["image_env"], served)
+
+    def probe(role: str, old: str, new: str) -> Any:
+        def change(services: dict[str, Any]) -> None:
+            test = services[role]["healthcheck"]["test"]
+            services[role]["healthcheck"]["test"] = [str(w).replace(old, new) for w in test]
+            assert services[role]["healthcheck"]["test"] != test, (role, old)
+
+        return change
+
+    def own_env(role: str, **env: str) -> Any:
+        """Change one service's environment only (compose's anchor shares the dict)."""
+
+        def change(services: dict[str, Any]) -> None:
+            services[role]["environment"] = {**services[role]["environment"], **env}
+
+        return change
+
+    assert not broken(lambda s: None)
+    assert broken(lambda s: s["dispatcher"].pop("healthcheck"))
+    assert broken(probe("dispatcher", ":8081/", ":8080/"))
+    assert broken(probe("dispatcher", "/readyz", "/ready"))
+    assert broken(probe("receiver", "/readyz", "/ready"))
+    assert broken(probe("receiver", ":8080/", ":8081/"))
+    assert broken(own_env("dispatcher", TASKHOOK_DISPATCHER_PORT="9091"))
+    assert broken(own_env("dispatcher", TASKHOOK_DISPATCHER_PORT="0"))
 
     assert broken(lambda s: s["receiver"].update(ports=["8080:9090"]))
     assert broken(lambda s: s["receiver"]["environment"].update(TASKHOOK_PORT="9090"))
@@ -778,7 +957,7 @@ def test_compose_check_catches_mistakes(files: dict[str, Any]) -> None:
     assert broken(lambda s: s["postgres"].pop("healthcheck"))
 
 
-def test_kubernetes_check_catches_mistakes(files: dict[str, Any], served: set[str]) -> None:
+def test_kubernetes_check_catches_mistakes(files: dict[str, Any], served: Served) -> None:
     def broken(change: Any) -> list[str]:
         docs = copy.deepcopy(files["k8s"])
         by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
@@ -803,6 +982,29 @@ def test_kubernetes_check_catches_mistakes(files: dict[str, Any], served: set[st
         )
     )
 
+    def dispatcher(d: dict[Any, Any]) -> dict[str, Any]:
+        pod = d["Deployment", "taskhook-dispatcher"]["spec"]["template"]["spec"]
+        return pod["containers"][0]  # type: ignore[no-any-return]
+
+    def dispatcher_annotations(d: dict[Any, Any]) -> dict[str, Any]:
+        pod = d["Deployment", "taskhook-dispatcher"]["spec"]["template"]
+        return pod["metadata"]["annotations"]  # type: ignore[no-any-return]
+
+    config = ("ConfigMap", "taskhook-config")
+    assert not broken(lambda d: None)
+    assert broken(lambda d: dispatcher(d)["readinessProbe"]["httpGet"].update(path="/ready"))
+    assert broken(lambda d: dispatcher(d)["readinessProbe"]["httpGet"].update(path="/healthz"))
+    assert broken(lambda d: dispatcher(d)["livenessProbe"]["httpGet"].update(path="/v1/tasks"))
+    assert broken(lambda d: dispatcher(d)["livenessProbe"]["httpGet"].update(port=8080))
+    assert broken(lambda d: dispatcher(d).pop("readinessProbe"))
+    assert broken(lambda d: dispatcher(d).pop("ports"))
+    assert broken(lambda d: dispatcher(d)["ports"][0].update(containerPort=8080))
+    assert broken(lambda d: d[config]["data"].update(TASKHOOK_DISPATCHER_PORT="9091"))
+    assert broken(lambda d: d[config]["data"].update(TASKHOOK_DISPATCHER_PORT="0"))
+    assert broken(lambda d: dispatcher_annotations(d).update({"prometheus.io/port": "8080"}))
+    assert broken(lambda d: dispatcher_annotations(d).update({"prometheus.io/path": "/m"}))
+    assert broken(lambda d: dispatcher_annotations(d).pop("prometheus.io/scrape"))
+
 
 def test_systemd_check_catches_mistakes(files: dict[str, Any]) -> None:
     unit = files["units"]["taskhook-dispatcher.service"]
@@ -815,6 +1017,9 @@ def test_systemd_check_catches_mistakes(files: dict[str, Any]) -> None:
     assert broken("TimeoutStopSec", "10s")
     assert broken(
         "TimeoutStopSec", "30s", {**files["systemd_env"], "TASKHOOK_SHUTDOWN_GRACE": "45"}
+    )
+    assert broken(
+        "TimeoutStopSec", "30s", {**files["systemd_env"], "TASKHOOK_DISPATCHER_PORT": "8080"}
     )
     assert broken("ExecStart", "/opt/taskhook/bin/taskhook receiver")
     assert broken("User", "root")

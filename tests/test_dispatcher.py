@@ -13,7 +13,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from taskhook.accounts import NewAccount
-from tests.conftest import Api
+from tests.conftest import SECRET_BOX, Api
 from tests.sink import Sink
 
 Start = Callable[..., Awaitable[Any]]
@@ -346,7 +346,7 @@ async def test_writes_after_a_lost_lease_are_dropped(
 
     _, url = sink
     task_id = await completed_task(test_api, url + "/ok")
-    [claimed] = await store.claim_deliveries(pool, 10, 60, 10)
+    [claimed] = await store.claim_deliveries(pool, SECRET_BOX, 10, 60, 10)
     stale = AttemptResult(claimed.created_at, 5, Outcome(status_code=200), "")
     from dataclasses import replace
 

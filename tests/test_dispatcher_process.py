@@ -18,12 +18,17 @@ TASKHOOK = str(Path(sys.executable).parent / "taskhook")
 
 
 async def _spawn_dispatcher(dsn: str, **env: str) -> asyncio.subprocess.Process:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("TASKHOOK_")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TASKHOOK_") or k == "TASKHOOK_SECRET_KEY"
+    }
     settings = {
         "TASKHOOK_DATABASE_URL": dsn,
         "TASKHOOK_ALLOW_PRIVATE_TARGETS": "1",
         "TASKHOOK_POLL_INTERVAL": "0.1",
         "TASKHOOK_LOG_FORMAT": "json",
+        "TASKHOOK_DISPATCHER_PORT": "0",  # no ops port: parallel runs cannot collide on it
         **env,
     }
     return await asyncio.create_subprocess_exec(

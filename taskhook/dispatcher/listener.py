@@ -38,7 +38,7 @@ class Listener:
                 await conn.add_listener(CHANNEL, self._notified)
                 self.wake.set()
                 await self._watch(conn, stop)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            except Exception:  # down, restarting, or anything else: never die, reconnect
                 log.warning("listener.reconnecting", exc_info=True)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), RECONNECT_DELAY)

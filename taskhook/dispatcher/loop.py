@@ -18,7 +18,7 @@ import aiohttp
 import asyncpg
 import structlog
 
-from taskhook import metrics, store
+from taskhook import metrics, secretbox, store
 from taskhook.db import DATABASE_DOWN
 from taskhook.delivery import AttemptResult, Claimed
 from taskhook.dispatcher.listener import Listener
@@ -28,6 +28,7 @@ from taskhook.dispatcher.sender import SendConfig, send
 from taskhook.dispatcher.targets import VettingResolver
 from taskhook.logs import get_logger
 from taskhook.retry import host_pause, next_delay
+from taskhook.secretbox import SecretBox
 from taskhook.settings import Settings
 
 log = get_logger("taskhook.dispatcher")
@@ -49,6 +50,7 @@ async def _wait_any(*aws: Awaitable[object], seconds: float) -> None:
 class Dispatcher:
     def __init__(self, pool: asyncpg.Pool, dsn: str, settings: Settings) -> None:
         self.pool, self.settings = pool, settings
+        self.box: SecretBox | None = None  # account secrets' key, checked when run starts
         self.listener = Listener(dsn, settings.poll_interval)
         smtp = (
             SmtpConfig.from_url(settings.smtp_url, settings.smtp_from)
@@ -79,13 +81,14 @@ class Dispatcher:
             resolver=VettingResolver(self.settings.allow_private_targets), limit=0
         )
         async with aiohttp.ClientSession(connector=connector) as self.session:
+            self.box = await secretbox.open_bound(self.pool, self.settings)
             self.outcomes = OutcomeWriter(self.pool)
             listening = asyncio.create_task(self.listener.run(stop))
             pruning = asyncio.create_task(self._prune_periodically(stop))
             log.info("dispatcher.started")
             try:
                 while not stop.is_set():
-                    await self._step(stop)
+                    await self._step_safely(stop)
             finally:
                 await self._drain()
                 await self.outcomes.close()
@@ -102,10 +105,21 @@ class Dispatcher:
             try:
                 await store.prune(self.pool, self.settings.retention_days)
                 log.info("retention.pruned")
-            except DATABASE_DOWN:
+            except Exception:  # down or otherwise: the next round tries again
                 log.warning("retention.prune_failed", exc_info=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.prune_interval)
+
+    async def _step_safely(self, stop: asyncio.Event) -> None:
+        """One turn; a failure the claim does not handle (e.g. an unexpected database error)
+        is logged and waited out, never allowed to end the loop: in `serve` a dead loop
+        would leave the receiver up and nothing delivered."""
+        try:
+            await self._step(stop)
+        except Exception:
+            log.error("dispatcher.step_failed", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), CLAIM_ERROR_BACKOFF)
 
     async def _step(self, stop: asyncio.Event) -> None:
         self.heartbeat = time.monotonic()
@@ -136,8 +150,10 @@ class Dispatcher:
 
     async def _claim(self, limit: int) -> list[Claimed]:
         try:
+            assert self.box is not None
             return await store.claim_deliveries(
                 self.pool,
+                self.box,
                 limit,
                 self.settings.lease_seconds,
                 self.settings.per_host_concurrency,
@@ -199,7 +215,10 @@ class Dispatcher:
             delay *= self.settings.retry_time_scale
         pause = host_pause(outcome)
         if pause is not None:
-            await store.pause_host(self.pool, d.host, pause * self.settings.retry_time_scale)
+            try:
+                await store.pause_host(self.pool, d.host, pause * self.settings.retry_time_scale)
+            except DATABASE_DOWN:  # the pause is advice; the outcome below is what matters
+                log.warning("dispatcher.pause_host_failed", exc_info=True)
         assert self.outcomes is not None
         kept = await self.outcomes.record(store.AttemptRecord(d, state, delay, result))
         self._log_outcome(d, result, state, delay, kept)

@@ -22,6 +22,8 @@ MAX_BATCH = 500
 MAX_QUEUED = 5000  # outcomes waiting to be written; a full queue slows the senders down
 WRITERS = 2  # one statement commits while the next batch gathers
 RETRY_DELAY = 1.0  # seconds before a failed write is tried again (database down)
+WRITE_ATTEMPTS = 30  # bounded: an outage longer than ~30 s leaves the batch to the lease
+CLOSE_ATTEMPTS = 3  # at shutdown, within the grace time; the lease covers the rest
 Item = tuple[store.AttemptRecord, "asyncio.Future[bool]"]
 
 
@@ -40,7 +42,12 @@ class OutcomeWriter:
     async def close(self) -> None:
         """Write what is still queued (cancelled deliveries' outcomes too), then stop."""
         while not self.queue.empty():
-            await self._flush([self.queue.get_nowait() for _ in range(self.queue.qsize())])
+            batch = [self.queue.get_nowait() for _ in range(self.queue.qsize())]
+            try:
+                await self._flush(batch, CLOSE_ATTEMPTS)
+            except Exception:
+                log.error("outcomes.write_crashed", size=len(batch), exc_info=True)
+                _resolve(batch, set())
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -52,10 +59,16 @@ class OutcomeWriter:
             batch = [await self.queue.get()]
             while len(batch) < MAX_BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
-            await self._flush(batch)
+            try:
+                await self._flush(batch)
+            except Exception:
+                # Never let a writer die (its waiters would hang and the queue fill up):
+                # the batch counts as unwritten, its leases expire, it is sent again.
+                log.error("outcomes.write_crashed", size=len(batch), exc_info=True)
+                _resolve(batch, set())
 
-    async def _flush(self, batch: list[Item]) -> None:
-        for _ in range(30):  # bounded: an outage longer than ~30 s leaves it to the lease
+    async def _flush(self, batch: list[Item], attempts: int = WRITE_ATTEMPTS) -> None:
+        for _ in range(attempts):
             try:
                 kept = await store.record_attempts(self.pool, [r for r, _ in batch])
                 break
@@ -64,6 +77,10 @@ class OutcomeWriter:
                 await asyncio.sleep(RETRY_DELAY)
         else:
             kept = set()  # unwritten: the leases expire and the deliveries are retried
-        for record, future in batch:
-            if not future.done():
-                future.set_result(record.delivery.id in kept)
+        _resolve(batch, kept)
+
+
+def _resolve(batch: list[Item], kept: set[int]) -> None:
+    for record, future in batch:
+        if not future.done():
+            future.set_result(record.delivery.id in kept)

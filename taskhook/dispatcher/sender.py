@@ -36,7 +36,9 @@ class SendConfig:
 def request_parts(d: Claimed, now: datetime) -> tuple[bytes, dict[str, str]]:
     """The exact body bytes and headers of SPEC §4; the signature covers those bytes."""
     body = d.payload
-    signature = Webhook(d.signing_secret).sign(d.webhook_id, now, body)
+    # During a rotation's grace period both secrets sign; Standard Webhooks receivers
+    # accept any of the space-separated signatures, so either secret verifies.
+    signature = " ".join(Webhook(s).sign(d.webhook_id, now, body) for s in d.signing_secrets)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,

@@ -9,10 +9,13 @@ from aiohttp import web
 from pydantic import Field
 
 from taskhook import store
+from taskhook.accounts import MAX_GRACE_SECONDS, new_signing_secret
 from taskhook.logs import get_logger
 from taskhook.models import Strict
-from taskhook.receiver.keys import POOL, SETTINGS, principal
+from taskhook.receiver.keys import POOL, SECRET_BOX, SETTINGS, principal
 from taskhook.receiver.responses import ok
+from taskhook.secretbox import SIGNING_SECRET
+from taskhook.serialize import iso
 from taskhook.tasks import check_callback_url
 from taskhook.validation import decode_json, parse_model
 
@@ -22,6 +25,11 @@ routes = web.RouteTableDef()
 
 class AccountSettings(Strict):
     default_callback_url: str | None = Field(max_length=2048)
+
+
+class Rotation(Strict):
+    # How long the previous secret keeps signing (as a second signature); 0 ends it now.
+    grace_seconds: int = Field(24 * 3600, ge=0, le=MAX_GRACE_SECONDS)
 
 
 def account_json(row: Any) -> dict[str, Any]:
@@ -49,3 +57,21 @@ async def set_settings(request: web.Request) -> web.Response:
     row = await store.set_default_callback_url(request.app[POOL], who.account_id, url)
     log.info("account.default_callback_url_set", cleared=url is None)
     return ok(account_json(row))
+
+
+@routes.post("/v1/account/signing_secret/rotate")
+async def rotate_signing_secret(request: web.Request) -> web.Response:
+    """A new signing secret, shown once. Callbacks carry a signature by each secret until
+    the grace period ends, so receivers can switch to the new one at their own pace."""
+    raw = await request.read()
+    body = parse_model(Rotation, decode_json(raw) if raw.strip() else {})
+    who = principal(request)
+    secret = new_signing_secret()
+    sealed = request.app[SECRET_BOX].seal(secret, who.account_id, SIGNING_SECRET)
+    row = await store.rotate_signing_secret(
+        request.app[POOL], who.account_id, sealed, body.grace_seconds
+    )
+    assert row is not None, "the calling account vanished"
+    until = row["old_secret_until"]
+    log.info("account.signing_secret_rotated", grace_seconds=body.grace_seconds)
+    return ok({"signing_secret": secret, "previous_secret_valid_until": iso(until)})

@@ -10,7 +10,7 @@ import asyncpg
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
-from taskhook import store
+from taskhook import secretbox, store
 from taskhook.db import create_pool
 from taskhook.dispatcher.loop import Dispatcher
 from taskhook.receiver import (
@@ -18,9 +18,11 @@ from taskhook.receiver import (
     batches_api,
     callbacks_api,
     events_api,
+    openapi,
     ops,
     projects_api,
     tasks_api,
+    v2_api,
 )
 from taskhook.receiver.group_commit import GroupCommitter
 from taskhook.receiver.keys import (
@@ -28,21 +30,25 @@ from taskhook.receiver.keys import (
     GROUP_COMMIT,
     INGEST,
     POOL,
+    SECRET_BOX,
     SETTINGS,
     TOKEN_KEY,
 )
 from taskhook.receiver.middleware import auth, errors, request_context, url_text
+from taskhook.receiver.shedding import shed_overload
 from taskhook.settings import Settings
 
 Ctx = Callable[[web.Application], AsyncIterator[None]]
 ROUTES = (
     account_api.routes,
     ops.routes,
+    openapi.routes,
     events_api.routes,
     callbacks_api.routes,
     tasks_api.routes,
     batches_api.routes,
     projects_api.routes,
+    v2_api.routes,  # issue 8: Scale's v2 API
 )
 
 
@@ -60,7 +66,8 @@ def create_app(
     needs the DSN for its LISTEN connection.
     """
     app = web.Application(
-        middlewares=[request_context, errors, auth, url_text],
+        # shed_overload: past capacity, 503 + Retry-After before any auth or database work.
+        middlewares=[request_context, errors, shed_overload(), auth, url_text],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -85,6 +92,7 @@ def _database(settings: Settings, dsn: str | None, given: asyncpg.Pool | None) -
             )
         app[POOL] = pool
         app[TOKEN_KEY] = await store.token_key(pool)
+        app[SECRET_BOX] = await secretbox.open_bound(pool, settings)
         app[GROUP_COMMIT] = GroupCommitter(pool)
         yield
         await app[GROUP_COMMIT].close()

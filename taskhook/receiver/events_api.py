@@ -10,7 +10,7 @@ from taskhook.errors import Unauthorized
 from taskhook.logs import get_logger
 from taskhook.receiver.keys import GROUP_COMMIT, INGEST
 from taskhook.receiver.responses import ok
-from taskhook.validation import decode_json
+from taskhook.validation import check_stored_time, decode_json
 
 log = get_logger("taskhook.events")
 routes = web.RouteTableDef()
@@ -27,11 +27,21 @@ def _verify(request: web.Request, raw: bytes) -> None:
         ) from None
 
 
+def _check_times(batch: list[events.Event]) -> None:
+    """occurred_at is stored (completed_at, audited_at): one the database cannot hold
+    round-trip is a 400 naming the event, like every other invalid event."""
+    for index, event in enumerate(batch):
+        if event.occurred_at is not None:
+            where = f"event {index} (event_id {event.event_id!r}): 'occurred_at'"
+            check_stored_time(event.occurred_at, where)
+
+
 @routes.post("/v1/events")
 async def ingest(request: web.Request) -> web.Response:
     raw = await request.read()
     _verify(request, raw)
     batch = events.parse_events(decode_json(raw))
+    _check_times(batch)
     results = await request.app[GROUP_COMMIT].submit(batch)
     for event, result in zip(batch, results, strict=True):
         metrics.EVENTS.labels(event.type, result["status"]).inc()

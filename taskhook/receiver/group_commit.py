@@ -6,6 +6,9 @@ NOTIFY, and answer each request after the commit. Under load this turns hundreds
 commits (and NOTIFYs, which serialize commits) into a few large ones; with one request
 waiting it costs nothing extra. If a group fails for a reason other than the database
 being down, its requests are retried one by one, so one request's failure stays its own.
+
+The queue is bounded in events: a request that would take it past MAX_QUEUED_EVENTS is
+refused at once with `Overloaded` (503 + Retry-After) rather than waiting behind it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import asyncpg
 from taskhook import events
 from taskhook.db import DATABASE_DOWN
 from taskhook.logs import get_logger
+from taskhook.receiver.shedding import RETRY_AFTER_SECONDS, Overloaded
 
 log = get_logger("taskhook.group_commit")
 Results = list[dict[str, Any]]
@@ -26,19 +30,36 @@ Item = tuple[list[events.Event], "asyncio.Future[Results]"]
 
 MAX_GROUP_EVENTS = 1000  # one transaction holds at most this many events (plus one request)
 WRITERS = 2  # transactions in flight at once: one commits while the next one fills
+# Events queued for a writer, at most (one request is always let in when none is queued).
+# At ~1,500 events/s this is under 7 s of waiting; more is shed, not buffered.
+MAX_QUEUED_EVENTS = 10_000
 
 
 class GroupCommitter:
     def __init__(
-        self, pool: asyncpg.Pool, writers: int = WRITERS, max_events: int = MAX_GROUP_EVENTS
+        self,
+        pool: asyncpg.Pool,
+        writers: int = WRITERS,
+        max_events: int = MAX_GROUP_EVENTS,
+        max_queued: int | None = None,
     ) -> None:
         self.pool, self.max_events = pool, max_events
+        self.max_queued = max_queued  # None: MAX_QUEUED_EVENTS, read at each submit
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
+        self.queued_events = 0  # events in self.queue
         self.writers = [asyncio.create_task(self._write_forever()) for _ in range(writers)]
 
     async def submit(self, batch: list[events.Event]) -> Results:
+        limit = MAX_QUEUED_EVENTS if self.max_queued is None else self.max_queued
+        if self.queued_events and self.queued_events + len(batch) > limit:
+            raise Overloaded(
+                "ingest_queue",
+                f"The server is at capacity ({self.queued_events} events waiting to be "
+                f"written); retry after {RETRY_AFTER_SECONDS} s.",
+            )
         future: asyncio.Future[Results] = asyncio.get_running_loop().create_future()
-        await self.queue.put((batch, future))
+        self.queue.put_nowait((batch, future))
+        self.queued_events += len(batch)
         return await future
 
     async def close(self) -> None:
@@ -54,6 +75,7 @@ class GroupCommitter:
             item = self.queue.get_nowait()
             group.append(item)
             size += len(item[0])
+        self.queued_events -= size
         return group
 
     async def _write_forever(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -24,7 +23,8 @@ log = get_logger("taskhook.receiver")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Paths that need no API key.
-_PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/v1/events")  # events: signed
+# events: signed; openapi.json: describes the API, not an account.
+_PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/events")
 _UNAUTHORIZED = "Please provide a valid API key (HTTP Basic user name, or Bearer token)."
 _RETRY_AFTER_DB_DOWN = "2"  # seconds
 
@@ -99,7 +99,7 @@ def _presented_key(header: str) -> str | None:
     if scheme.lower() == "basic":
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8: no key
             return None
         return decoded.partition(":")[0] or None
     return None

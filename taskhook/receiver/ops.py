@@ -1,4 +1,9 @@
-"""Operations endpoints: liveness, readiness and Prometheus metrics."""
+"""Operations endpoints: liveness, readiness and Prometheus metrics.
+
+Shared by both roles: the receiver app serves these routes, and so does the standalone
+dispatcher's ops server (dispatcher/ops_server.py). Each handler reads only the app's
+SETTINGS, POOL and (when a dispatcher runs in the process) DISPATCHER keys.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from taskhook import metrics, store
+from taskhook.dispatcher.loop import Dispatcher
 from taskhook.receiver.keys import DISPATCHER, POOL, SETTINGS
 from taskhook.receiver.responses import error, ok
+from taskhook.settings import Settings
 
 routes = web.RouteTableDef()
 READY_TIMEOUT = 2.0  # seconds a readiness probe may wait for the database
@@ -31,18 +38,23 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception:  # any failure means "not ready"
         return error(503, "The database is not reachable.", {"Retry-After": "2"})
     dispatcher = request.app.get(DISPATCHER)
-    if dispatcher is not None:
-        limit = max(STUCK_AFTER, 10 * request.app[SETTINGS].poll_interval)
-        if dispatcher.seconds_since_heartbeat() > limit:
-            return error(503, "The dispatcher loop is stuck.", {"Retry-After": "5"})
+    if dispatcher is not None and dispatcher_stuck(dispatcher, request.app[SETTINGS]):
+        return error(503, "The dispatcher loop is stuck.", {"Retry-After": "5"})
     return ok({"status": "ready"})
+
+
+def dispatcher_stuck(dispatcher: Dispatcher, settings: Settings) -> bool:
+    """The loop turns at least every poll interval; no turn for this long means stuck."""
+    limit = max(STUCK_AFTER, 10 * settings.poll_interval)
+    return dispatcher.seconds_since_heartbeat() > limit
 
 
 @routes.get("/metrics")
 async def prometheus(request: web.Request) -> web.Response:
     """Prometheus text format; queue gauges are read from the database at scrape time."""
     try:
-        stats = await store.queue_stats(request.app[POOL])
+        async with asyncio.timeout(READY_TIMEOUT):  # a hung database must not hang scrapes
+            stats = await store.queue_stats(request.app[POOL])
         metrics.QUEUE_DEPTH.set(stats["depth"])
         metrics.OLDEST_DUE_AGE.set(float(stats["oldest_due_age"]))
     except Exception:  # the counters still help while the database is down
