@@ -40,9 +40,10 @@ _MIGRATE_LOCK_ID = 0x7A5B_400C
 
 _SERVER_SETTINGS = {
     "application_name": "taskhook",
-    # Our list query uses `$n IS NULL OR col = $n` filters; a generic plan cannot use
-    # the indexes for them, so always plan for the actual parameters.
-    "plan_cache_mode": "force_custom_plan",
+    # plan_cache_mode stays `auto`: prepared hot-path statements (ingest groups, claims,
+    # outcome writes) reuse a generic plan instead of planning each time, which cost more
+    # PostgreSQL CPU than running them at low rates. The filter queries, whose generic plan
+    # cannot use an index, plan per call (store.run_filtered).
     # JIT compiles a plan whose estimated cost is high, e.g. a claim whose row estimate is
     # the whole backlog: ~25 ms of compiling to read 200 rows. Nothing here runs long
     # enough to win it back.

@@ -1,6 +1,10 @@
 -- Every DML statement taskhook runs, by name. Loaded by taskhook/queries.py;
 -- callers write queries["name"]. Parameters are asyncpg $n placeholders only.
 
+-- name: custom_plans
+-- See store.run_filtered: this transaction plans each statement for its parameters.
+SET LOCAL plan_cache_mode = force_custom_plan;
+
 -- name: server_token_key
 SELECT token_key FROM server_secrets WHERE id;
 
@@ -383,7 +387,9 @@ SELECT pg_notify('taskhook_deliveries', '');
 
 -- name: claim_plan_settings
 -- Run before claim_deliveries in its transaction (see store.claim_deliveries for why).
-SET LOCAL enable_bitmapscan = off;
+-- The claim is planned for its actual parameters: its generic plan (LIMITs and per-host
+-- rooms unknown) costs several times more per claimed row.
+SET LOCAL enable_bitmapscan = off; SET LOCAL plan_cache_mode = force_custom_plan;
 
 -- name: claim_deliveries
 -- Claims up to $1 due deliveries under a lease of $2 seconds. Each host gets at most its

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,19 @@ from taskhook.secretbox import AUTH_KEY, SIGNING_SECRET, SecretBox
 
 Conn = asyncpg.Connection | asyncpg.Pool
 Row = asyncpg.Record
+
+
+async def run_filtered(conn: Conn, method: str, query: str, *args: Any) -> Any:
+    """Run a filter query (`$n IS NULL OR col = $n`) with a plan made for its actual
+    parameters. Sessions let PostgreSQL reuse generic plans, which spares the hot paths
+    (ingest, claims, outcomes) planning their statements anew each time; but a generic plan
+    of a filter query cannot use the index of the filter given, so these plan every time."""
+    async with contextlib.AsyncExitStack() as stack:
+        if isinstance(conn, asyncpg.Pool):
+            conn = await stack.enter_async_context(conn.acquire())
+        await stack.enter_async_context(conn.transaction())
+        await conn.execute(queries["custom_plans"])
+        return await getattr(conn, method)(query, *args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +190,9 @@ async def list_batches(
     limit: int,
     offset: int,
 ) -> list[Row]:
-    return await conn.fetch(
+    return await run_filtered(
+        conn,
+        "fetch",
         queries["list_batches"],
         *_who(p),
         project,
@@ -253,13 +269,15 @@ async def list_tasks(
     conn: Conn, p: Principal, filters: TaskFilters, after: tuple[datetime, str] | None, limit: int
 ) -> list[Row]:
     cursor_at, cursor_id = after if after else (None, None)
-    return await conn.fetch(
-        queries["list_tasks"], *_who(p), *filters.args(), cursor_at, cursor_id, limit
+    return await run_filtered(
+        conn, "fetch", queries["list_tasks"], *_who(p), *filters.args(), cursor_at, cursor_id, limit
     )
 
 
 async def count_tasks(conn: Conn, p: Principal, filters: TaskFilters) -> int:
-    return int(await conn.fetchval(queries["count_tasks"], *_who(p), *filters.args()))
+    return int(
+        await run_filtered(conn, "fetchval", queries["count_tasks"], *_who(p), *filters.args())
+    )
 
 
 async def cancel_task(conn: Conn, p: Principal, task_id: str, clear_unique_id: bool) -> Row:

@@ -416,3 +416,43 @@ async def test_no_database_connection_is_held_during_http(
         "AND state LIKE 'idle in transaction%'"
     )
     assert open_tx == 0
+
+
+async def test_a_finished_callback_costs_no_claim_when_nothing_was_held_back(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start, monkeypatch: Any
+) -> None:
+    """With free slots and no host at its cap, everything due is claimed at once; a
+    callback that ends is no reason to claim again (an empty claim per callback cost
+    PostgreSQL more than the callbacks did). New work arrives by NOTIFY."""
+    from taskhook import store
+
+    claims = 0
+    real = store.claim_deliveries
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal claims
+        claims += 1
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "claim_deliveries", counted)
+    receiver, url = sink
+    await run_dispatcher(poll_interval=30)
+    for i in range(10):
+        await completed_task(test_api, f"{url}/ok/n{i}")
+        await receiver.wait_for(lambda i=i: len(receiver.to(f"/ok/n{i}")) == 1)
+    await asyncio.sleep(0.3)
+    # One claim at the start, about one per NOTIFY; not one more per finished callback.
+    assert claims <= 1 + 10 + 2, claims
+
+
+async def test_a_host_at_its_cap_is_served_as_its_slots_free(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
+) -> None:
+    """Deliveries left behind because their host was at its cap are claimed as soon as a
+    slot of that host frees, not at the next poll."""
+    receiver, url = sink
+    for _ in range(8):
+        await completed_task(test_api, f"{url}/slow")
+    await run_dispatcher(poll_interval=30, per_host_concurrency=2)
+    # 8 callbacks of 0.3 s, 2 at a time: ~1.2 s; a missed wake-up would wait 30 s.
+    await receiver.wait_for(lambda: len(receiver.to("/slow")) == 8)

@@ -129,8 +129,9 @@ class Dispatcher:
         self.slot_freed.clear()
         free = self.settings.dispatch_concurrency - self.sending
         asked = min(free, self.settings.claim_batch)
+        busy = dict(self.per_host)  # the in-flight counts the claim's per-host room uses
         began = time.perf_counter()
-        claimed = await self._claim(asked) if asked > 0 else []
+        claimed = await self._claim(asked, busy) if asked > 0 else []
         log.debug(
             "dispatcher.claimed",
             asked=asked,
@@ -141,14 +142,23 @@ class Dispatcher:
         for delivery in claimed:
             self._start(delivery)
         if len(claimed) < max(asked, 1):  # caught up (or full): wait for a reason to look
-            await _wait_any(
-                self.listener.wake.wait(),
-                self.slot_freed.wait(),
-                stop.wait(),
-                seconds=self.settings.poll_interval,
-            )
+            # A freed slot is a reason only when slots were what held work back: all slots
+            # taken, or a host at its cap. Otherwise everything due was just claimed, and
+            # new work announces itself (NOTIFY, or the poll for retries coming due); waking
+            # on every finished callback would cost an empty claim per callback.
+            reasons = [self.listener.wake.wait(), stop.wait()]
+            if asked == 0 or self._room_ran_out(busy, claimed):
+                reasons.append(self.slot_freed.wait())
+            await _wait_any(*reasons, seconds=self.settings.poll_interval)
 
-    async def _claim(self, limit: int) -> list[Claimed]:
+    def _room_ran_out(self, busy: dict[str, int], claimed: list[Claimed]) -> bool:
+        """Whether a host's room limited this claim: its in-flight count when the claim
+        ran, plus what the claim took, reached the cap (so due rows may be left behind)."""
+        taken = Counter(d.host for d in claimed)
+        cap = self.settings.per_host_concurrency
+        return any(busy.get(h, 0) + taken[h] >= cap for h in busy.keys() | taken.keys())
+
+    async def _claim(self, limit: int, busy: dict[str, int]) -> list[Claimed]:
         try:
             assert self.box is not None
             return await store.claim_deliveries(
@@ -157,7 +167,7 @@ class Dispatcher:
                 limit,
                 self.settings.lease_seconds,
                 self.settings.per_host_concurrency,
-                dict(self.per_host),
+                busy,
             )
         except DATABASE_DOWN:
             log.warning("dispatcher.claim_failed", exc_info=True)

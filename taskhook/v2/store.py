@@ -12,7 +12,7 @@ import asyncpg
 
 from taskhook.accounts import Principal
 from taskhook.queries import queries
-from taskhook.store import Conn, Row
+from taskhook.store import Conn, Row, run_filtered
 
 Cursor = tuple[datetime, str] | None
 
@@ -32,7 +32,9 @@ async def find_project(
     conn: Conn, p: Principal, public_id: str | None, name: str | None
 ) -> Row | None:
     assert public_id is not None or name is not None
-    return await conn.fetchrow(queries["v2_find_project"], *_who(p), public_id, name)
+    return await run_filtered(
+        conn, "fetchrow", queries["v2_find_project"], *_who(p), public_id, name
+    )
 
 
 async def list_projects(
@@ -43,8 +45,8 @@ async def list_projects(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
 ) -> list[Row]:
-    return await conn.fetch(
-        queries["v2_list_projects"], *_who(p), ids, created_after, created_before
+    return await run_filtered(
+        conn, "fetch", queries["v2_list_projects"], *_who(p), ids, created_after, created_before
     )
 
 
@@ -68,7 +70,9 @@ class BatchFilters:
 async def list_batches(
     conn: Conn, p: Principal, f: BatchFilters, after: Cursor = None, limit: int = 100
 ) -> list[Row]:
-    return await conn.fetch(
+    return await run_filtered(
+        conn,
+        "fetch",
         queries["v2_list_batches"],
         *_who(p),
         f.ids,
@@ -123,7 +127,9 @@ class TaskFilters:
 async def list_tasks(
     conn: Conn, p: Principal, f: TaskFilters, after: Cursor, limit: int
 ) -> list[Row]:
-    return await conn.fetch(
+    return await run_filtered(
+        conn,
+        "fetch",
         queries["v2_list_tasks"],
         *_who(p),
         f.project,
@@ -193,7 +199,9 @@ async def list_deliveries(
     delivered_after: datetime | None = None,
     delivered_before: datetime | None = None,
 ) -> list[Row]:
-    return await conn.fetch(
+    return await run_filtered(
+        conn,
+        "fetch",
         queries["v2_list_deliveries"],
         *_who(p),
         delivery_id,
@@ -207,8 +215,14 @@ async def list_deliveries(
 async def delivery_task_page(
     conn: Conn, p: Principal, delivery_id: str, after: Cursor, limit: int
 ) -> list[Row]:
-    return await conn.fetch(
-        queries["v2_delivery_task_page"], *_who(p), delivery_id, *_after(after), limit
+    return await run_filtered(
+        conn,
+        "fetch",
+        queries["v2_delivery_task_page"],
+        *_who(p),
+        delivery_id,
+        *_after(after),
+        limit,
     )
 
 
@@ -235,10 +249,14 @@ class DeliveredFilters:
 async def delivered_responses(
     conn: Conn, p: Principal, f: DeliveredFilters, after: Cursor, limit: int
 ) -> list[Row]:
-    return await conn.fetch(
-        queries["v2_delivered_responses"], *_who(p), *f.args(), *_after(after), limit
+    return await run_filtered(
+        conn, "fetch", queries["v2_delivered_responses"], *_who(p), *f.args(), *_after(after), limit
     )
 
 
 async def count_delivered_responses(conn: Conn, p: Principal, f: DeliveredFilters) -> int:
-    return int(await conn.fetchval(queries["v2_count_delivered_responses"], *_who(p), *f.args()))
+    return int(
+        await run_filtered(
+            conn, "fetchval", queries["v2_count_delivered_responses"], *_who(p), *f.args()
+        )
+    )
