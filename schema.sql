@@ -294,3 +294,19 @@ CREATE TABLE IF NOT EXISTS v2_annotations (
     task_id        text NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
     PRIMARY KEY (account_id, is_test, annotation_id)
 );
+
+-- ===== Tasks tab (issue 9; taskhook/web) =====================================================
+-- Sign-in sessions of the Tasks tab. The cookie holds a random token; only its SHA-256 is
+-- stored, so a copy of the database cannot be replayed as a cookie. A session belongs to the
+-- API key that opened it (its world is the key's) and ends when that key is revoked or
+-- deleted, at expires_at, or at sign-out.
+CREATE TABLE IF NOT EXISTS web_sessions (
+    token_hash  bytea PRIMARY KEY,                       -- SHA-256 of the cookie's token
+    key_hash    bytea NOT NULL REFERENCES api_keys (key_hash) ON DELETE CASCADE,
+    account_id  text NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    is_test     boolean NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL
+);
+-- Serves pruning of expired sessions.
+CREATE INDEX IF NOT EXISTS web_sessions_expires_idx ON web_sessions (expires_at);

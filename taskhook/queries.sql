@@ -752,3 +752,80 @@ WHERE t.account_id = $1 AND t.is_test = $2 AND t.project = $3
   AND ($5::text IS NULL OR t.status = $5)
   AND ($6::timestamptz IS NULL OR t.completed_at > $6)
   AND ($7::timestamptz IS NULL OR t.completed_at < $7);
+
+-- ===== Tasks tab (issue 9). Called from taskhook/web/store.py ================================
+
+-- name: web_insert_session
+-- Sign-in: a session for a valid (unrevoked) key, in that key's account and world; no row
+-- means the key is not valid.
+INSERT INTO web_sessions (token_hash, key_hash, account_id, is_test, expires_at)
+SELECT $1, k.key_hash, k.account_id, k.is_test, now() + make_interval(secs => $3)
+FROM api_keys k
+WHERE k.key_hash = $2 AND k.revoked_at IS NULL
+RETURNING account_id, is_test;
+
+-- name: web_session
+-- The principal of a live session; its key must still be unrevoked.
+SELECT a.id AS account_id, a.name, s.is_test, a.default_callback_url
+FROM web_sessions s
+JOIN api_keys k ON k.key_hash = s.key_hash AND k.revoked_at IS NULL
+JOIN accounts a ON a.id = s.account_id
+WHERE s.token_hash = $1 AND s.expires_at > now();
+
+-- name: web_delete_session
+DELETE FROM web_sessions WHERE token_hash = $1;
+
+-- name: prune_web_sessions
+DELETE FROM web_sessions WHERE expires_at < now();
+
+-- name: web_list_tasks
+-- The Tasks tab's list and export: list_tasks's filters ($3 to $15, one TaskFilters), plus
+-- work_started ($16: Queued vs In Progress) and redone ($17: Redo, a task Scale redid or is
+-- redoing: recalled at least once); keyset paging, newest first, after ($18, $19).
+SELECT * FROM tasks
+WHERE account_id = $1 AND is_test = $2
+  AND ($3::text IS NULL OR project = $3)
+  AND ($4::text IS NULL OR batch = $4)
+  AND ($5::text[] IS NULL OR status = ANY ($5))
+  AND ($6::text IS NULL OR type = $6)
+  AND ($7::timestamptz IS NULL OR created_at >= $7)
+  AND ($8::timestamptz IS NULL OR created_at <= $8)
+  AND ($9::timestamptz IS NULL OR completed_at >= $9)
+  AND ($10::timestamptz IS NULL OR completed_at <= $10)
+  AND ($11::timestamptz IS NULL OR updated_at >= $11)
+  AND ($12::timestamptz IS NULL OR updated_at <= $12)
+  AND ($13::text[] IS NULL OR customer_review_status = ANY ($13))
+  AND ($14::text[] IS NULL OR unique_id = ANY ($14))
+  AND ($15::text[] IS NULL OR tags @> $15)
+  AND ($16::boolean IS NULL OR work_started = $16)
+  AND ($17::boolean IS NULL
+       OR (times_redone > 0 OR (status = 'pending' AND completed_at IS NOT NULL)) = $17)
+  AND ($18::timestamptz IS NULL OR (created_at, id) < ($18, $19::text))
+ORDER BY created_at DESC, id DESC
+LIMIT $20;
+
+-- name: web_count_tasks
+-- The same filters as web_list_tasks, without the cursor.
+SELECT count(*) FROM tasks
+WHERE account_id = $1 AND is_test = $2
+  AND ($3::text IS NULL OR project = $3)
+  AND ($4::text IS NULL OR batch = $4)
+  AND ($5::text[] IS NULL OR status = ANY ($5))
+  AND ($6::text IS NULL OR type = $6)
+  AND ($7::timestamptz IS NULL OR created_at >= $7)
+  AND ($8::timestamptz IS NULL OR created_at <= $8)
+  AND ($9::timestamptz IS NULL OR completed_at >= $9)
+  AND ($10::timestamptz IS NULL OR completed_at <= $10)
+  AND ($11::timestamptz IS NULL OR updated_at >= $11)
+  AND ($12::timestamptz IS NULL OR updated_at <= $12)
+  AND ($13::text[] IS NULL OR customer_review_status = ANY ($13))
+  AND ($14::text[] IS NULL OR unique_id = ANY ($14))
+  AND ($15::text[] IS NULL OR tags @> $15)
+  AND ($16::boolean IS NULL OR work_started = $16)
+  AND ($17::boolean IS NULL
+       OR (times_redone > 0 OR (status = 'pending' AND completed_at IS NOT NULL)) = $17);
+
+-- name: web_batch_names
+-- Suggestions for the batch filter: the account's newest batches in this world.
+SELECT name FROM batches WHERE account_id = $1 AND is_test = $2
+ORDER BY created_at DESC, id DESC LIMIT 200;

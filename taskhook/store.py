@@ -569,8 +569,10 @@ async def queue_stats(conn: Conn) -> Row:
 
 
 async def prune(conn: Conn, retention_days: int) -> None:
-    """Retention (SPEC §5): idempotency keys after 24 h, history after retention_days."""
+    """Retention (SPEC §5): idempotency keys after 24 h, history after retention_days;
+    expired Tasks tab sessions."""
     await conn.execute(queries["prune_idempotency_keys"])
+    await conn.execute(queries["prune_web_sessions"])
     await conn.execute(queries["prune_finished_deliveries"], retention_days)
     await conn.execute(queries["prune_ingested_events"], retention_days)
 

@@ -194,6 +194,25 @@ async def audit_task(
     return row
 
 
+async def resend_callback(
+    conn: asyncpg.Connection, p: Principal, task_id: str
+) -> tuple[asyncpg.Record, int]:
+    """Enqueue the task's latest callback body again, as a new delivery (new webhook-id);
+    returns the task and the delivery id. POST /v1/task/{id}/callbacks/resend and the
+    Tasks tab's Resend button."""
+    task = await locked_task(conn, p, task_id)
+    body = await store.latest_delivery_payload(conn, task["id"])
+    if body is None and task["status"] == "pending":
+        raise BadRequest(f"Task {task['id']} has not called back yet; nothing to resend.")
+    delivery_id = await callbacks.enqueue(conn, task, "resend", p.default_callback_url, body=body)
+    if delivery_id is None:
+        raise BadRequest(
+            f"Task {task['id']} has no callback_url and the account has no default callback URL."
+        )
+    await store.notify_new_work(conn)
+    return task, delivery_id
+
+
 async def set_unique_id(
     conn: asyncpg.Connection, p: Principal, task_id: str, unique_id: str | None
 ) -> asyncpg.Record:

@@ -37,6 +37,8 @@ from taskhook.receiver.keys import (
 from taskhook.receiver.middleware import auth, errors, request_context, url_text
 from taskhook.receiver.shedding import shed_overload
 from taskhook.settings import Settings
+from taskhook.web import routes as web_routes
+from taskhook.web.sessions import page_session
 
 Ctx = Callable[[web.Application], AsyncIterator[None]]
 ROUTES = (
@@ -49,6 +51,7 @@ ROUTES = (
     batches_api.routes,
     projects_api.routes,
     v2_api.routes,  # issue 8: Scale's v2 API
+    web_routes.routes,  # issue 9: the Tasks tab's HTML pages (not API; see taskhook/web)
 )
 
 
@@ -67,7 +70,8 @@ def create_app(
     """
     app = web.Application(
         # shed_overload: past capacity, 503 + Retry-After before any auth or database work.
-        middlewares=[request_context, errors, shed_overload(), auth, url_text],
+        # page_session: the Tasks tab's pages need a sign-in session (auth skips them).
+        middlewares=[request_context, errors, shed_overload(), auth, page_session, url_text],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

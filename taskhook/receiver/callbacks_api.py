@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from taskhook import callbacks, store, tasks
-from taskhook.errors import BadRequest
+from taskhook import store, tasks
 from taskhook.logs import get_logger
 from taskhook.receiver.keys import POOL, principal
 from taskhook.receiver.responses import ok
@@ -39,20 +38,9 @@ async def list_callbacks(request: web.Request) -> web.Response:
 @routes.post("/v1/task/{task_id}/callbacks/resend")
 async def resend(request: web.Request) -> web.Response:
     """Send the latest callback body again, as a new delivery (new webhook-id)."""
-    who = principal(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        task = await tasks.locked_task(conn, who, request.match_info["task_id"])
-        body = await store.latest_delivery_payload(conn, task["id"])
-        if body is None and task["status"] == "pending":
-            raise BadRequest(f"Task {task['id']} has not called back yet; nothing to resend.")
-        delivery_id = await callbacks.enqueue(
-            conn, task, "resend", who.default_callback_url, body=body
+        task, delivery_id = await tasks.resend_callback(
+            conn, principal(request), request.match_info["task_id"]
         )
-        if delivery_id is None:
-            raise BadRequest(
-                f"Task {task['id']} has no callback_url and the account has no "
-                "default callback URL."
-            )
-        await store.notify_new_work(conn)
     log.info("delivery.resend_requested", task_id=task["id"], delivery_id=delivery_id)
     return ok({"task_id": task["id"], "delivery_id": delivery_id, "state": "pending"})

@@ -18,6 +18,7 @@ from taskhook.logs import get_logger
 from taskhook.receiver.keys import POOL, PRINCIPAL, REQUEST_ID
 from taskhook.receiver.responses import error
 from taskhook.validation import check_text
+from taskhook.web import is_page
 
 log = get_logger("taskhook.receiver")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -107,7 +108,8 @@ def _presented_key(header: str) -> str | None:
 
 @web.middleware
 async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(_PUBLIC_PREFIXES):
+    # The Tasks tab's pages take no API key: taskhook/web/sessions.py guards them.
+    if request.path.startswith(_PUBLIC_PREFIXES) or is_page(request.path):
         return await handler(request)
     key = _presented_key(request.headers.get("Authorization", ""))
     who = await authenticate(request.app[POOL], key) if key else None

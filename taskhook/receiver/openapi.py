@@ -41,8 +41,18 @@ from taskhook.validation import (
     MAX_TAGS,
     MAX_UNIQUE_ID_CHARS,
 )
+from taskhook.web import is_page
 
 routes = web.RouteTableDef()
+
+
+def is_api_route(path: str) -> bool:
+    """False for the Tasks tab's HTML pages (taskhook/web: `/`, `/signin`, `/signout`,
+    `/tasks...`, `/static/...`). They are routes of this app but not API (a sign-in session,
+    not a key; HTML, not JSON), so this document leaves them out and tests/test_openapi.py
+    does not look for them here."""
+    return not is_page(path)
+
 
 # v2 request and reply models (issue 8), documented from the models that build the replies.
 V2_MODELS = (
