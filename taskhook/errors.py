@@ -35,6 +35,12 @@ class Unauthorized(ApiError):
     status = 401
 
 
+class Forbidden(ApiError):
+    """The key is valid but may not do this (403), e.g. a test key changing the account."""
+
+    status = 403
+
+
 class NotFound(ApiError):
     """The object does not exist for this account and world (404)."""
 

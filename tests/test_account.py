@@ -28,11 +28,11 @@ async def test_get_account(live: Api, account: NewAccount) -> None:
 
 
 async def test_default_callback_url_is_used_for_tasks_without_one(
-    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
+    live: Api, test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
 ) -> None:
     """A task created without callback_url calls back to the account's default."""
     receiver, url = sink
-    status, body = await test_api.call(
+    status, body = await live.call(
         "POST", "/v1/account/settings", json={"default_callback_url": url + "/default"}
     )
     assert status == 200 and body["default_callback_url"] == url + "/default"
@@ -99,3 +99,23 @@ async def test_cli_sets_and_clears_the_default(
     assert await run(account.account_id, "--clear") == (0, None)
     assert (await run(account.account_id, "ftp://nope"))[0] == 2
     assert (await run("acct_missing", "https://example.com/cb"))[0] == 1
+
+
+async def test_only_a_live_key_changes_the_account(
+    test_api: Api, live: Api, pool: asyncpg.Pool
+) -> None:
+    """The default callback URL and the signing secret serve live callbacks too: a test
+    key (often shared more widely) gets 403 and changes nothing."""
+    before = await pool.fetch("SELECT * FROM accounts")
+    for path, body in (
+        ("/v1/account/settings", {"default_callback_url": "https://example.com/cb"}),
+        ("/v1/account/signing_secret/rotate", {"grace_seconds": 0}),
+    ):
+        status, reply = await test_api.call("POST", path, json=body)
+        assert status == 403 and "live API key" in reply["error"], reply
+        assert set(reply) == {"status_code", "error"}
+    assert await pool.fetch("SELECT * FROM accounts") == before
+    status, _ = await test_api.call("GET", "/v1/account")
+    assert status == 200  # reading is fine
+    status, _ = await live.call("POST", "/v1/account/signing_secret/rotate", json={})
+    assert status == 200

@@ -153,7 +153,7 @@ def verifies(secret: str, received: Received) -> bool:
 
 
 async def test_both_secrets_sign_during_the_grace_period_then_only_the_new(
-    test_api: Api, account: NewAccount, sink: tuple[Sink, str], run_dispatcher: Any
+    live: Api, test_api: Api, account: NewAccount, sink: tuple[Sink, str], run_dispatcher: Any
 ) -> None:
     receiver, url = sink
     await test_api.project()
@@ -161,7 +161,7 @@ async def test_both_secrets_sign_during_the_grace_period_then_only_the_new(
     old = account.signing_secret
     assert verifies(old, await one_callback(test_api, receiver, url, "before"))
 
-    reply = await rotate(test_api, grace_seconds=1)
+    reply = await rotate(live, grace_seconds=1)
     new = reply["signing_secret"]
     assert new.startswith("whsec_") and new != old
     assert reply["previous_secret_valid_until"].endswith("Z")
@@ -176,12 +176,12 @@ async def test_both_secrets_sign_during_the_grace_period_then_only_the_new(
 
 
 async def test_rotation_without_grace_ends_the_old_secret_at_once(
-    test_api: Api, account: NewAccount, sink: tuple[Sink, str], run_dispatcher: Any
+    live: Api, test_api: Api, account: NewAccount, sink: tuple[Sink, str], run_dispatcher: Any
 ) -> None:
     receiver, url = sink
     await test_api.project()
     await run_dispatcher()
-    reply = await rotate(test_api, grace_seconds=0)
+    reply = await rotate(live, grace_seconds=0)
     assert reply["previous_secret_valid_until"] is None
     received = await one_callback(test_api, receiver, url, "now")
     assert verifies(reply["signing_secret"], received)

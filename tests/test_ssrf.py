@@ -384,11 +384,11 @@ async def test_delivery_refuses_names_that_resolve_to_loopback(
 
 
 async def test_delivery_refuses_private_account_default(
-    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
+    live: Api, test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
 ) -> None:
     """A task that takes the account's default target is checked at delivery time too."""
     receiver, url = sink
-    status, _ = await test_api.call(
+    status, _ = await live.call(
         "POST", "/v1/account/settings", json={"default_callback_url": url + "/ok"}
     )
     assert status == 200

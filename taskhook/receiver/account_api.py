@@ -10,6 +10,7 @@ from pydantic import Field
 
 from taskhook import store
 from taskhook.accounts import MAX_GRACE_SECONDS, new_signing_secret
+from taskhook.errors import Forbidden
 from taskhook.logs import get_logger
 from taskhook.models import Strict
 from taskhook.receiver.keys import POOL, SECRET_BOX, SETTINGS, principal
@@ -40,6 +41,14 @@ def account_json(row: Any) -> dict[str, Any]:
     }
 
 
+def live_key_only(request: web.Request) -> None:
+    """The account's settings and secrets serve both worlds: a default callback URL or a
+    signing secret set with a test key (often shared more widely, e.g. in CI) would reach
+    live callbacks. So only a live key changes them."""
+    if principal(request).is_test:
+        raise Forbidden("Account settings and secrets can only be changed with a live API key.")
+
+
 @routes.get("/v1/account")
 async def get_account(request: web.Request) -> web.Response:
     row = await store.get_account(request.app[POOL], principal(request).account_id)
@@ -49,6 +58,7 @@ async def get_account(request: web.Request) -> web.Response:
 @routes.post("/v1/account/settings")
 async def set_settings(request: web.Request) -> web.Response:
     """{"default_callback_url": "https://..." | "ops@example.com" | null}."""
+    live_key_only(request)
     body = parse_model(AccountSettings, decode_json(await request.read()))
     url = body.default_callback_url or None
     if url is not None:
@@ -63,6 +73,7 @@ async def set_settings(request: web.Request) -> web.Response:
 async def rotate_signing_secret(request: web.Request) -> web.Response:
     """A new signing secret, shown once. Callbacks carry a signature by each secret until
     the grace period ends, so receivers can switch to the new one at their own pace."""
+    live_key_only(request)
     raw = await request.read()
     body = parse_model(Rotation, decode_json(raw) if raw.strip() else {})
     who = principal(request)

@@ -605,6 +605,7 @@ RETRY_AFTER = {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}
 ERRORS: dict[int, tuple[str, str]] = {
     400: ("BadRequest", "Malformed or invalid input, or a change the task's state forbids."),
     401: ("Unauthorized", "No valid API key (or, for events, no valid signature)."),
+    403: ("Forbidden", "A test key may not change the account (live key needed)."),
     404: ("NotFound", "No such object for this account and world."),
     409: ("Conflict", "A unique_id, name or Idempotency-Key is already used."),
     413: ("PayloadTooLarge", "The body is larger than TASKHOOK_MAX_BODY_BYTES."),
@@ -993,9 +994,9 @@ def _other_paths() -> dict[str, Any]:
             "post": _operation(
                 "set_account_settings",
                 "account",
-                "Set the account's default callback URL",
+                "Set the account's default callback URL (live key only)",
                 _ok(_ref("Account")),
-                (),
+                (403,),
                 body=_body(_ref("AccountSettings"), "Used for tasks created without one."),
             ),
         },
@@ -1003,9 +1004,9 @@ def _other_paths() -> dict[str, Any]:
             "post": _operation(
                 "rotate_signing_secret",
                 "account",
-                "A new callback signing secret (shown once)",
+                "A new callback signing secret (shown once; live key only)",
                 _ok(_ref("RotatedSecret")),
-                (),
+                (403,),
                 body=_body(
                     _ref("Rotation"),
                     "How long the previous secret keeps signing too (a second signature); "
