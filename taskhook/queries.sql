@@ -179,9 +179,13 @@ WHERE account_id = $1 AND is_test = $2
   AND ($13::text[] IS NULL OR customer_review_status = ANY ($13))
   AND ($14::text[] IS NULL OR unique_id = ANY ($14))
   AND ($15::text[] IS NULL OR tags @> $15)
-  AND ($16::timestamptz IS NULL OR (created_at, id) < ($16, $17::text))
+  -- The Tasks tab's own filters (the API passes NULL): In Progress / Queued, and Redo.
+  AND ($16::boolean IS NULL OR work_started = $16)
+  AND ($17::boolean IS NULL
+       OR (times_redone > 0 OR (status = 'pending' AND completed_at IS NOT NULL)) = $17)
+  AND ($18::timestamptz IS NULL OR (created_at, id) < ($18, $19::text))
 ORDER BY created_at DESC, id DESC
-LIMIT $18;
+LIMIT $20;
 
 -- name: count_tasks
 -- The same filters as list_tasks, without the cursor.
@@ -199,7 +203,10 @@ WHERE account_id = $1 AND is_test = $2
   AND ($12::timestamptz IS NULL OR updated_at <= $12)
   AND ($13::text[] IS NULL OR customer_review_status = ANY ($13))
   AND ($14::text[] IS NULL OR unique_id = ANY ($14))
-  AND ($15::text[] IS NULL OR tags @> $15);
+  AND ($15::text[] IS NULL OR tags @> $15)
+  AND ($16::boolean IS NULL OR work_started = $16)
+  AND ($17::boolean IS NULL
+       OR (times_redone > 0 OR (status = 'pending' AND completed_at IS NOT NULL)) = $17);
 
 -- name: cancel_task
 UPDATE tasks
@@ -777,53 +784,6 @@ DELETE FROM web_sessions WHERE token_hash = $1;
 
 -- name: prune_web_sessions
 DELETE FROM web_sessions WHERE expires_at < now();
-
--- name: web_list_tasks
--- The Tasks tab's list and export: list_tasks's filters ($3 to $15, one TaskFilters), plus
--- work_started ($16: Queued vs In Progress) and redone ($17: Redo, a task Scale redid or is
--- redoing: recalled at least once); keyset paging, newest first, after ($18, $19).
-SELECT * FROM tasks
-WHERE account_id = $1 AND is_test = $2
-  AND ($3::text IS NULL OR project = $3)
-  AND ($4::text IS NULL OR batch = $4)
-  AND ($5::text[] IS NULL OR status = ANY ($5))
-  AND ($6::text IS NULL OR type = $6)
-  AND ($7::timestamptz IS NULL OR created_at >= $7)
-  AND ($8::timestamptz IS NULL OR created_at <= $8)
-  AND ($9::timestamptz IS NULL OR completed_at >= $9)
-  AND ($10::timestamptz IS NULL OR completed_at <= $10)
-  AND ($11::timestamptz IS NULL OR updated_at >= $11)
-  AND ($12::timestamptz IS NULL OR updated_at <= $12)
-  AND ($13::text[] IS NULL OR customer_review_status = ANY ($13))
-  AND ($14::text[] IS NULL OR unique_id = ANY ($14))
-  AND ($15::text[] IS NULL OR tags @> $15)
-  AND ($16::boolean IS NULL OR work_started = $16)
-  AND ($17::boolean IS NULL
-       OR (times_redone > 0 OR (status = 'pending' AND completed_at IS NOT NULL)) = $17)
-  AND ($18::timestamptz IS NULL OR (created_at, id) < ($18, $19::text))
-ORDER BY created_at DESC, id DESC
-LIMIT $20;
-
--- name: web_count_tasks
--- The same filters as web_list_tasks, without the cursor.
-SELECT count(*) FROM tasks
-WHERE account_id = $1 AND is_test = $2
-  AND ($3::text IS NULL OR project = $3)
-  AND ($4::text IS NULL OR batch = $4)
-  AND ($5::text[] IS NULL OR status = ANY ($5))
-  AND ($6::text IS NULL OR type = $6)
-  AND ($7::timestamptz IS NULL OR created_at >= $7)
-  AND ($8::timestamptz IS NULL OR created_at <= $8)
-  AND ($9::timestamptz IS NULL OR completed_at >= $9)
-  AND ($10::timestamptz IS NULL OR completed_at <= $10)
-  AND ($11::timestamptz IS NULL OR updated_at >= $11)
-  AND ($12::timestamptz IS NULL OR updated_at <= $12)
-  AND ($13::text[] IS NULL OR customer_review_status = ANY ($13))
-  AND ($14::text[] IS NULL OR unique_id = ANY ($14))
-  AND ($15::text[] IS NULL OR tags @> $15)
-  AND ($16::boolean IS NULL OR work_started = $16)
-  AND ($17::boolean IS NULL
-       OR (times_redone > 0 OR (status = 'pending' AND completed_at IS NOT NULL)) = $17);
 
 -- name: web_batch_names
 -- Suggestions for the batch filter: the account's newest batches in this world.

@@ -50,6 +50,9 @@ class TaskFilters:
     review_statuses: list[str] | None = None
     unique_ids: list[str] | None = None
     tags: list[str] | None = None
+    # Only the Tasks tab filters on these: Queued (False) / In Progress (True), and Redo.
+    work_started: bool | None = None
+    redone: bool | None = None
 
     def args(self) -> tuple[Any, ...]:
         return (
@@ -66,6 +69,8 @@ class TaskFilters:
             self.review_statuses,
             self.unique_ids,
             self.tags,
+            self.work_started,
+            self.redone,
         )
 
 

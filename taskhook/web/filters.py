@@ -12,7 +12,7 @@ Rejected are the audit results.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from multidict import MultiMapping
 
 from taskhook.store import TaskFilters
-from taskhook.web.store import PageFilters
 
 # value: (label, API statuses, work_started, redone)
 STATUSES: dict[str, tuple[str, list[str] | None, bool | None, bool | None]] = {
@@ -61,7 +60,7 @@ _MAX_OFFSET_MINUTES = 18 * 60
 class View:
     """What the list shows: the filters, the zone for times, and the form's values."""
 
-    filters: PageFilters
+    filters: TaskFilters
     zone: tzinfo
     zone_label: str
     values: dict[str, str]
@@ -159,7 +158,7 @@ def parse(query: MultiMapping[str]) -> View:
         created_before=created_before,
         review_statuses=[audit[1]] if audit else None,
     )
-    filters = PageFilters(
+    filters = replace(
         api, work_started=status[2] if status else None, redone=status[3] if status else None
     )
     return View(filters, zone, zone_label, values, _limit(values["limit"], errors), errors)

@@ -172,8 +172,8 @@ async def task_list(request: web.Request) -> web.Response:
     who, pool = _who(request), request.app[POOL]
     view = filters.parse(request.query)
     after = _after(request, who, view)
-    rows = await web_store.list_tasks(pool, who, view.filters, after, view.limit + 1)
-    total = await web_store.count_tasks(pool, who, view.filters)
+    rows = await store.list_tasks(pool, who, view.filters, after, view.limit + 1)
+    total = await store.count_tasks(pool, who, view.filters)
     has_more = len(rows) > view.limit
     rows = rows[: view.limit]
     number = _page_number(request) if after else 1
@@ -231,7 +231,7 @@ async def export(request: web.Request) -> web.StreamResponse:
     await response.write(b"[")
     after, sent = None, 0
     while True:
-        rows = await web_store.list_tasks(pool, who, view.filters, after, EXPORT_PAGE)
+        rows = await store.list_tasks(pool, who, view.filters, after, EXPORT_PAGE)
         if rows:
             text = ",\n".join(json_text(task_json(r)) for r in rows)
             await response.write(((",\n" if sent else "\n") + text).encode())
