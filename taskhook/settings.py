@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         5 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes (else 413)."
     )
+    # Load shedding (receiver/shedding.py): past these a request is a 503 with Retry-After.
+    max_in_flight: int = Field(
+        256, ge=1, description="Requests handled at once per process (health endpoints aside)."
+    )
+    max_in_flight_body_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Sum of the bodies of the requests in flight."
+    )
+    ingest_queue_events: int = Field(
+        10_000, ge=1, description="Events waiting for the ingest writers (group commit)."
+    )
     log_format: str = Field(
         "auto", pattern="^(auto|json|console)$", description="auto: console on a TTY, else JSON."
     )

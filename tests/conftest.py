@@ -114,9 +114,12 @@ async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-def settings() -> Settings:
+def settings(request: pytest.FixtureRequest) -> Settings:
     # The sink lives on 127.0.0.1, so tests allow private callback targets at create time.
-    return Settings(database_url="unused", log_format="json", allow_private_targets=True)
+    # @pytest.mark.settings(name=value, ...) changes others for one test.
+    marker = request.node.get_closest_marker("settings")
+    values = {"database_url": "unused", "log_format": "json", "allow_private_targets": True}
+    return Settings(**{**values, **(marker.kwargs if marker else {})})
 
 
 INGEST_SECRET = "whsec_" + base64.b64encode(b"taskhook-tests-ingest-secret-32b").decode()

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from taskhook import events
-from taskhook.receiver import group_commit, shedding
+from taskhook.receiver import shedding
 from taskhook.receiver.group_commit import GroupCommitter
 from taskhook.receiver.shedding import Overloaded
 from tests.conftest import Api
@@ -59,13 +59,11 @@ def _shed_ok(status: int, retry_after: str | None, body: Any) -> bool:
     )
 
 
-async def test_flood_is_shed_and_service_recovers(
-    live: Api, base_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.settings(max_in_flight=LIMIT)
+async def test_flood_is_shed_and_service_recovers(live: Api, base_url: str) -> None:
     """A few hundred concurrent ingests and API calls against a limit of 8 in flight: some
     are shed (503 + Retry-After, at once), none fails otherwise, the accepted ones answer in
     bounded time, health endpoints all answer 200, and afterwards all is normal."""
-    monkeypatch.setattr(shedding, "MAX_IN_FLIGHT", LIMIT)
     task_id = (await pending_tasks(live, ["http://127.0.0.1:9/cb"]))[0]
     shed_before = _shed_total("in_flight")
     auth = {"Authorization": f"Bearer {live.key}"}
@@ -114,12 +112,12 @@ async def test_flood_is_shed_and_service_recovers(
         assert 'taskhook_requests_shed_total{reason="in_flight"}' in text
 
 
+@pytest.mark.settings(ingest_queue_events=1)
 async def test_full_ingest_queue_is_shed_over_http(
-    live: Api, base_url: str, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+    live: Api, base_url: str, pool: asyncpg.Pool
 ) -> None:
     """With both group-commit writers held up (their tasks locked) and the queue at its
     bound, the next ingest is a 503 with Retry-After at once; queued ones complete."""
-    monkeypatch.setattr(group_commit, "MAX_QUEUED_EVENTS", 1)
     a, b, c, d = await pending_tasks(live, ["http://127.0.0.1:9/cb"] * 4)
     shed_before = _shed_total("ingest_queue")
     blocker = await pool.acquire()

@@ -71,7 +71,14 @@ def create_app(
     app = web.Application(
         # shed_overload: past capacity, 503 + Retry-After before any auth or database work.
         # page_session: the Tasks tab's pages need a sign-in session (auth skips them).
-        middlewares=[request_context, errors, shed_overload(), auth, page_session, url_text],
+        middlewares=[
+            request_context,
+            errors,
+            shed_overload(settings.max_in_flight, settings.max_in_flight_body_bytes),
+            auth,
+            page_session,
+            url_text,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -97,7 +104,7 @@ def _database(settings: Settings, dsn: str | None, given: asyncpg.Pool | None) -
         app[POOL] = pool
         app[TOKEN_KEY] = await store.token_key(pool)
         app[SECRET_BOX] = await secretbox.open_bound(pool, settings)
-        app[GROUP_COMMIT] = GroupCommitter(pool)
+        app[GROUP_COMMIT] = GroupCommitter(pool, max_queued=settings.ingest_queue_events)
         yield
         await app[GROUP_COMMIT].close()
         if given is None:

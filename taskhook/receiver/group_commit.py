@@ -7,8 +7,9 @@ commits (and NOTIFYs, which serialize commits) into a few large ones; with one r
 waiting it costs nothing extra. If a group fails for a reason other than the database
 being down, its requests are retried one by one, so one request's failure stays its own.
 
-The queue is bounded in events: a request that would take it past MAX_QUEUED_EVENTS is
-refused at once with `Overloaded` (503 + Retry-After) rather than waiting behind it.
+The queue is bounded in events (TASKHOOK_INGEST_QUEUE_EVENTS): a request that would take
+it past the bound is refused at once with `Overloaded` (503 + Retry-After) rather than
+waiting behind it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ MAX_GROUP_EVENTS = 1000  # one transaction holds at most this many events (plus 
 WRITERS = 2  # transactions in flight at once: one commits while the next one fills
 # Events queued for a writer, at most (one request is always let in when none is queued).
 # At ~1,500 events/s this is under 7 s of waiting; more is shed, not buffered.
-MAX_QUEUED_EVENTS = 10_000
 
 
 class GroupCommitter:
@@ -41,17 +41,16 @@ class GroupCommitter:
         pool: asyncpg.Pool,
         writers: int = WRITERS,
         max_events: int = MAX_GROUP_EVENTS,
-        max_queued: int | None = None,
+        max_queued: int = 10_000,
     ) -> None:
         self.pool, self.max_events = pool, max_events
-        self.max_queued = max_queued  # None: MAX_QUEUED_EVENTS, read at each submit
+        self.max_queued = max_queued
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
         self.queued_events = 0  # events in self.queue
         self.writers = [asyncio.create_task(self._write_forever()) for _ in range(writers)]
 
     async def submit(self, batch: list[events.Event]) -> Results:
-        limit = MAX_QUEUED_EVENTS if self.max_queued is None else self.max_queued
-        if self.queued_events and self.queued_events + len(batch) > limit:
+        if self.queued_events and self.queued_events + len(batch) > self.max_queued:
             raise Overloaded(
                 "ingest_queue",
                 f"The server is at capacity ({self.queued_events} events waiting to be "

@@ -24,10 +24,6 @@ from taskhook.receiver.responses import error
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
-# Limits per process. Read at request time (tests lower them), unless the factory was
-# given explicit values.
-MAX_IN_FLIGHT = 256  # requests being handled at once (health endpoints excluded)
-MAX_IN_FLIGHT_BODY_BYTES = 64 * 1024 * 1024  # sum of Content-Length of those requests
 RETRY_AFTER_SECONDS = 1
 
 _NEVER_SHED = ("/healthz", "/readyz", "/metrics")
@@ -48,9 +44,7 @@ def shed_response(exc: Overloaded) -> web.Response:
     return error(exc.status, exc.message, {"Retry-After": str(exc.retry_after)})
 
 
-def shed_overload(
-    max_in_flight: int | None = None, max_body_bytes: int | None = None
-) -> Middleware:
+def shed_overload(max_in_flight: int, max_body_bytes: int) -> Middleware:
     """A middleware with its own counters (one app per process: the limits are per process).
 
     It belongs after the error middleware and before authentication.
@@ -63,8 +57,7 @@ def shed_overload(
         nonlocal in_flight, body_bytes
         if request.path.startswith(_NEVER_SHED):
             return await handler(request)
-        limit = MAX_IN_FLIGHT if max_in_flight is None else max_in_flight
-        byte_limit = MAX_IN_FLIGHT_BODY_BYTES if max_body_bytes is None else max_body_bytes
+        limit, byte_limit = max_in_flight, max_body_bytes
         # Declared, not yet read: a body over the app's size limit is refused (413) while
         # it is read, so a huge declared length is not taken at its word.
         size = min(request.content_length or 0, byte_limit)
