@@ -31,7 +31,8 @@ class Received:
 class Sink:
     """Paths: /ok, /fail (500), /bad (400), /gone (410), /redirect (302 to /ok), /hang,
     /slow (0.3 s), /throttle (429, Retry-After: 1), /flaky/N/... (500 for the first N hits
-    of that path), /hangonce/... (the first hit hangs, later ones answer 200)."""
+    of that path), /hangonce/... (the first hit hangs, later ones answer 200), /stall (200
+    and headers, then a body that never comes)."""
 
     def __init__(self) -> None:
         self.received: list[Received] = []
@@ -59,6 +60,8 @@ class Sink:
             raise web.HTTPFound("/ok")
         if kind == "throttle":
             return web.Response(status=429, headers={"Retry-After": "1"})
+        if kind == "stall":
+            return await _stall(request)
         if kind == "hang" or (kind == "hangonce" and self.hits[request.path] == 1):
             await asyncio.sleep(HANG_SECONDS)
         if kind == "slow":
@@ -77,3 +80,11 @@ class Sink:
                 self.arrived.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.arrived.wait(), 0.05)
+
+
+async def _stall(request: web.Request) -> web.StreamResponse:
+    """Status and headers at once, then no body until HANG_SECONDS have passed."""
+    response = web.StreamResponse()
+    await response.prepare(request)
+    await asyncio.sleep(HANG_SECONDS)
+    return response

@@ -153,6 +153,21 @@ async def test_timeouts_and_refused_connections_are_retried(
         assert all(a["status_code"] is None for a in attempts)
 
 
+async def test_a_body_that_stalls_after_the_headers_times_out(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
+) -> None:
+    """The total timeout covers reading the response, not only the status line: a 200
+    whose body never comes is a timeout, retried, never a success."""
+    receiver, url = sink
+    task_id = await completed_task(test_api, url + "/stall")
+    await run_dispatcher(total_timeout=0.3, retry_schedule=(0.05,))
+    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), False))
+    _, listing = await test_api.call("GET", f"/v1/task/{task_id}/callbacks")
+    attempts = listing["deliveries"][0]["attempts"]
+    assert [(a["error"], a["status_code"]) for a in attempts] == [("timeout", None)] * 2
+    assert len(receiver.to("/stall")) == 2
+
+
 async def test_retry_after_pauses_the_whole_host_not_others(
     test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
 ) -> None:

@@ -6,10 +6,10 @@ and records the result after.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import aiohttp
 from standardwebhooks.webhooks import Webhook
@@ -31,6 +31,19 @@ class SendConfig:
     max_response_bytes: int
     allow_private: bool
     smtp: SmtpConfig | None = None
+    # Built once: aiohttp's total timeout covers connecting, sending and reading the body.
+    timeout: aiohttp.ClientTimeout = field(init=False)
+
+    def __post_init__(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=self.total_timeout, connect=self.connect_timeout)
+        object.__setattr__(self, "timeout", timeout)
+
+
+@lru_cache(maxsize=1024)
+def _signer(secret: str) -> Webhook:
+    """A signer per secret: building one decodes the secret, which each callback would
+    otherwise repeat."""
+    return Webhook(secret)
 
 
 def request_parts(d: Claimed, now: datetime) -> tuple[bytes, dict[str, str]]:
@@ -38,7 +51,7 @@ def request_parts(d: Claimed, now: datetime) -> tuple[bytes, dict[str, str]]:
     body = d.payload
     # During a rotation's grace period both secrets sign; Standard Webhooks receivers
     # accept any of the space-separated signatures, so either secret verifies.
-    signature = " ".join(Webhook(s).sign(d.webhook_id, now, body) for s in d.signing_secrets)
+    signature = " ".join(_signer(s).sign(d.webhook_id, now, body) for s in d.signing_secrets)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -81,13 +94,10 @@ async def _post(
 ) -> tuple[Outcome, str]:
     check_url(d.target, cfg.allow_private)
     body, headers = request_parts(d, now)
-    timeout = aiohttp.ClientTimeout(total=cfg.total_timeout, connect=cfg.connect_timeout)
     async with session.post(
-        d.target, data=body, headers=headers, allow_redirects=False, timeout=timeout
+        d.target, data=body, headers=headers, allow_redirects=False, timeout=cfg.timeout
     ) as resp:
-        head = await asyncio.wait_for(
-            resp.content.read(cfg.max_response_bytes), timeout=cfg.total_timeout
-        )
+        head = await resp.content.read(cfg.max_response_bytes)
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         outcome = Outcome(status_code=resp.status, retry_after=retry_after)
     return outcome, head.decode("utf-8", "replace")[:EXCERPT_CHARS]

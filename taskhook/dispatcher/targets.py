@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -103,6 +104,22 @@ def ip_literal(host: str) -> IPAddress | None:
 def check_url(url: str, allow_private: bool) -> None:
     """Refuse a non-http(s) URL, or a literal non-global address, before any connection.
     The host is read with yarl, as aiohttp reads it when it connects."""
+    refusal = _refusal(url, allow_private)
+    if refusal is not None:
+        raise TargetRefused(refusal)
+
+
+@lru_cache(maxsize=4096)
+def _refusal(url: str, allow_private: bool) -> str | None:
+    """Why `url` is refused, or None; cached, as a target is called again and again."""
+    try:
+        _check_url(url, allow_private)
+    except TargetRefused as exc:
+        return str(exc)
+    return None
+
+
+def _check_url(url: str, allow_private: bool) -> None:
     try:
         parsed = URL(url)
     except (ValueError, TypeError):
