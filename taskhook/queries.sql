@@ -392,13 +392,9 @@ SELECT id FROM d ORDER BY id;
 -- One wake-up per transaction that enqueued work (never per row: NOTIFY serializes commits).
 SELECT pg_notify('taskhook_deliveries', '');
 
--- name: claim_plan_settings
--- Run before claim_deliveries in its transaction (see store.claim_deliveries for why).
--- The claim is planned for its actual parameters: its generic plan (LIMITs and per-host
--- rooms unknown) costs several times more per claimed row.
-SET LOCAL enable_bitmapscan = off; SET LOCAL plan_cache_mode = force_custom_plan;
-
 -- name: claim_deliveries
+-- Runs on the dispatcher's claim connection, whose settings (db.CLAIM_SETTINGS) its plan
+-- needs: no bitmap scans, planned for the actual parameters.
 -- Claims up to $1 due deliveries under a lease of $2 seconds. Each host gets at most its
 -- room: $3 (the per-host cap) less what this dispatcher already has in flight there ($4
 -- hosts, $5 counts); paused hosts get none. A claimed row's next_attempt_at is its lease

@@ -450,7 +450,7 @@ async def notify_new_work(conn: Conn) -> None:
 
 
 async def claim_deliveries(
-    pool: asyncpg.Pool,
+    conn: Conn,
     box: SecretBox,
     limit: int,
     lease_seconds: float,
@@ -458,22 +458,12 @@ async def claim_deliveries(
     busy: dict[str, int] | None = None,
 ) -> list[Claimed]:
     """Up to `limit` due deliveries, at most `per_host` less `busy[host]` for each host,
-    with their account's secrets decrypted."""
+    with their account's secrets decrypted. One statement, one round trip; the dispatcher
+    runs it on a connection with db.CLAIM_SETTINGS (its plan depends on them)."""
     busy = busy or {}
-    async with pool.acquire() as conn, conn.transaction():
-        # A backlog grows faster than statistics follow; with a stale row estimate the
-        # planner prefers a bitmap scan of every due row of a host plus a sort, which makes
-        # each claim cost O(backlog). Without bitmap scans it walks deliveries_host_due_idx
-        # in order and stops at the host's share.
-        await conn.execute(queries["claim_plan_settings"])
-        rows = await conn.fetch(
-            queries["claim_deliveries"],
-            limit,
-            lease_seconds,
-            per_host,
-            list(busy),
-            list(busy.values()),
-        )
+    rows = await conn.fetch(
+        queries["claim_deliveries"], limit, lease_seconds, per_host, list(busy), list(busy.values())
+    )
     return [
         Claimed(
             id=r["id"],

@@ -6,11 +6,14 @@ its in-flight cap whose due rows are still read slows every claim of every other
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import pytest
 
 from taskhook import store
+from taskhook.dispatcher.claims import ClaimConnection
 from taskhook.queries import queries
 from tests.conftest import SECRET_BOX, Api
 
@@ -36,19 +39,18 @@ async def _backlog(test_api: Api, pool: asyncpg.Pool, host: str, n: int) -> None
     )
 
 
-async def _explain(pool: asyncpg.Pool, *args: Any) -> list[dict[str, Any]]:
-    """The executed plan of one claim, rolled back (EXPLAIN ANALYZE runs the UPDATE)."""
-    async with pool.acquire() as conn:
-        tx = conn.transaction()
-        await tx.start()
-        try:
-            await conn.execute(queries["claim_plan_settings"])
-            [row] = await conn.fetch(
-                "EXPLAIN (ANALYZE, FORMAT JSON) " + queries["claim_deliveries"], *args
-            )
-        finally:
-            await tx.rollback()
-        raw = row[0]
+async def _explain(claims: asyncpg.Connection, *args: Any) -> list[dict[str, Any]]:
+    """The executed plan of one claim on a claim connection, rolled back (EXPLAIN ANALYZE
+    runs the UPDATE)."""
+    tx = claims.transaction()
+    await tx.start()
+    try:
+        [row] = await claims.fetch(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + queries["claim_deliveries"], *args
+        )
+    finally:
+        await tx.rollback()
+    raw = row[0]
     return _nodes((json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"])
 
 
@@ -60,6 +62,14 @@ def _host_scans(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.fixture
+async def claims(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """The connection the dispatcher claims on, as it opens it."""
+    own = ClaimConnection(dsn)
+    yield await own.get()
+    await own.close()
+
+
 async def _seed(test_api: Api, pool: asyncpg.Pool) -> None:
     await test_api.project()
     await test_api.task(callback_url="http://127.0.0.1:9/cb")
@@ -67,14 +77,14 @@ async def _seed(test_api: Api, pool: asyncpg.Pool) -> None:
 
 
 async def test_claim_reads_about_its_limit_not_the_backlog(
-    test_api: Api, pool: asyncpg.Pool
+    test_api: Api, pool: asyncpg.Pool, claims: asyncpg.Connection
 ) -> None:
     """With 5,000 due deliveries and stale statistics, the claim walks the per-host index
     in order and reads about LIMIT rows: no bitmap scan, no hash join, no sort of the
     backlog."""
     await _seed(test_api, pool)
     await _backlog(test_api, pool, "a.example", BACKLOG)
-    nodes = await _explain(pool, 100, 60, 1000, [], [])
+    nodes = await _explain(claims, 100, 60, 1000, [], [])
     scans = _host_scans(nodes)
     types = {n["Node Type"] for n in nodes}
     assert scans and all(n["Node Type"] in ("Index Scan", "Index Only Scan") for n in scans)
@@ -87,27 +97,49 @@ async def test_claim_reads_about_its_limit_not_the_backlog(
     )
 
 
-async def test_a_host_at_its_cap_costs_nothing(test_api: Api, pool: asyncpg.Pool) -> None:
+async def test_a_host_at_its_cap_costs_nothing(
+    test_api: Api, pool: asyncpg.Pool, claims: asyncpg.Connection
+) -> None:
     """A host with 5,000 due rows whose in-flight count is at the cap: its rows are not
     read at all, and the other hosts' rows are claimed."""
     await _seed(test_api, pool)
     await _backlog(test_api, pool, "stuck.example", BACKLOG)
     await _backlog(test_api, pool, "b.example", 10)
-    nodes = await _explain(pool, 100, 60, 200, ["stuck.example"], [200])
+    nodes = await _explain(claims, 100, 60, 200, ["stuck.example"], [200])
     rows_read = sum(n["Actual Rows"] * n.get("Actual Loops", 1) for n in _host_scans(nodes))
     assert rows_read < 100, rows_read
-    claimed = await store.claim_deliveries(pool, SECRET_BOX, 100, 60, 200, {"stuck.example": 200})
+    claimed = await store.claim_deliveries(claims, SECRET_BOX, 100, 60, 200, {"stuck.example": 200})
     assert {d.host for d in claimed} == {"b.example", "127.0.0.1"}
     assert len(claimed) == 11
 
 
-async def test_each_host_gets_at_most_its_room(test_api: Api, pool: asyncpg.Pool) -> None:
+async def test_each_host_gets_at_most_its_room(
+    test_api: Api, pool: asyncpg.Pool, claims: asyncpg.Connection
+) -> None:
     """The per-host cap counts what is already in flight: room = cap - busy."""
     await _seed(test_api, pool)
     await _backlog(test_api, pool, "a.example", 50)
     await _backlog(test_api, pool, "b.example", 50)
-    claimed = await store.claim_deliveries(pool, SECRET_BOX, 100, 60, 10, {"a.example": 7})
+    claimed = await store.claim_deliveries(claims, SECRET_BOX, 100, 60, 10, {"a.example": 7})
     hosts = [d.host for d in claimed]
     assert hosts.count("a.example") == 3
     assert hosts.count("b.example") == 10
     assert hosts.count("127.0.0.1") == 1
+
+
+async def test_every_claim_is_planned_for_its_parameters(
+    test_api: Api, pool: asyncpg.Pool, claims: asyncpg.Connection
+) -> None:
+    """On the claim connection the claim never runs a generic plan (LIMITs and per-host
+    rooms unknown), which PostgreSQL would otherwise switch to after five executions, and
+    bitmap scans (a sort of every due row of a host) are off."""
+    await _seed(test_api, pool)
+    await _backlog(test_api, pool, "a.example", 500)
+    for _ in range(8):
+        await store.claim_deliveries(claims, SECRET_BOX, 10, 60, 200, {})
+    generic, custom = await claims.fetchrow(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+        queries["claim_deliveries"],
+    )
+    assert (generic, custom) == (0, 8)
+    assert await claims.fetchval("SHOW enable_bitmapscan") == "off"

@@ -21,6 +21,7 @@ import structlog
 from taskhook import metrics, secretbox, store
 from taskhook.db import DATABASE_DOWN
 from taskhook.delivery import AttemptResult, Claimed
+from taskhook.dispatcher.claims import ClaimConnection
 from taskhook.dispatcher.listener import Listener
 from taskhook.dispatcher.mailer import SmtpConfig
 from taskhook.dispatcher.outcomes import OutcomeWriter
@@ -52,6 +53,7 @@ class Dispatcher:
         self.pool, self.settings = pool, settings
         self.box: SecretBox | None = None  # account secrets' key, checked when run starts
         self.listener = Listener(dsn, settings.poll_interval)
+        self.claims = ClaimConnection(dsn)
         smtp = (
             SmtpConfig.from_url(settings.smtp_url, settings.smtp_from)
             if settings.smtp_url
@@ -92,6 +94,7 @@ class Dispatcher:
             finally:
                 await self._drain()
                 await self.outcomes.close()
+                await self.claims.close()
                 for side in (listening, pruning):
                     side.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -159,10 +162,10 @@ class Dispatcher:
         return any(busy.get(h, 0) + taken[h] >= cap for h in busy.keys() | taken.keys())
 
     async def _claim(self, limit: int, busy: dict[str, int]) -> list[Claimed]:
+        assert self.box is not None
         try:
-            assert self.box is not None
             return await store.claim_deliveries(
-                self.pool,
+                await self.claims.get(),
                 self.box,
                 limit,
                 self.settings.lease_seconds,
@@ -170,9 +173,13 @@ class Dispatcher:
                 busy,
             )
         except DATABASE_DOWN:
+            await self.claims.discard()
             log.warning("dispatcher.claim_failed", exc_info=True)
             await asyncio.sleep(CLAIM_ERROR_BACKOFF)
             return []
+        except BaseException:
+            await self.claims.discard()
+            raise
 
     def _start(self, d: Claimed) -> None:
         """A slot (global and per host) is held while the HTTP exchange runs."""
