@@ -374,9 +374,13 @@ WITH u AS (
                             state)
     SELECT u.task_id, u.account_id, u.trigger, u.target, u.host, u.payload::jsonb,
            u.webhook_id,
-           CASE WHEN u.after_first OR EXISTS (SELECT 1 FROM deliveries e
-                                              WHERE e.task_id = u.task_id
-                                                AND e.state IN ('waiting', 'pending', 'sending'))
+           -- A scalar subquery with LIMIT, not EXISTS: PostgreSQL may run an EXISTS as one
+           -- hashed scan of every delivery, which a generic plan then repeats per group as
+           -- the table grows; this is one probe of deliveries_task_idx per callback.
+           CASE WHEN u.after_first OR (SELECT true FROM deliveries e
+                                       WHERE e.task_id = u.task_id
+                                         AND e.state IN ('waiting', 'pending', 'sending')
+                                       LIMIT 1)
                 THEN 'waiting' ELSE 'pending' END
     FROM u
     ORDER BY u.ord
