@@ -507,12 +507,14 @@ WITH o AS (
 )
 SELECT id FROM d;
 
--- name: release_delivery
--- Shutdown mid-send: hand the delivery back now; the attempt did not happen.
-UPDATE deliveries
+-- name: release_deliveries
+-- Hand deliveries back unsent (shutdown mid-send, or held too long before their send): due
+-- at once, the attempt not counted. Fenced by the lease token like an outcome write.
+UPDATE deliveries d
 SET state = 'pending', next_attempt_at = now(), lease_token = NULL, lease_until = NULL,
-    attempts = attempts - 1
-WHERE id = $1 AND lease_token = $2;
+    attempts = d.attempts - 1
+FROM unnest($1::bigint[], $2::uuid[]) AS r (id, lease_token)
+WHERE d.id = r.id AND d.lease_token = r.lease_token;
 
 -- name: pause_host
 INSERT INTO host_pauses (host, paused_until) VALUES ($1, now() + make_interval(secs => $2))

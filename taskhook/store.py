@@ -6,7 +6,6 @@ import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 
@@ -538,8 +537,10 @@ async def record_attempt(
     return d.id in await record_attempts(conn, [AttemptRecord(d, state, delay, result)])
 
 
-async def release_delivery(conn: Conn, delivery_id: int, lease_token: UUID) -> None:
-    await conn.execute(queries["release_delivery"], delivery_id, lease_token)
+async def release_deliveries(conn: Conn, rows: list[Claimed]) -> None:
+    await conn.execute(
+        queries["release_deliveries"], [d.id for d in rows], [d.lease_token for d in rows]
+    )
 
 
 async def pause_host(conn: Conn, host: str, seconds: float) -> None:

@@ -13,7 +13,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from taskhook.accounts import NewAccount
-from tests.conftest import SECRET_BOX, Api
+from taskhook.dispatcher.loop import Dispatcher
+from tests.conftest import SECRET_BOX, Api, dispatcher_settings
 from tests.sink import Sink
 
 Start = Callable[..., Awaitable[Any]]
@@ -471,3 +472,54 @@ async def test_a_host_at_its_cap_is_served_as_its_slots_free(
     await run_dispatcher(poll_interval=30, per_host_concurrency=2)
     # 8 callbacks of 0.3 s, 2 at a time: ~1.2 s; a missed wake-up would wait 30 s.
     await receiver.wait_for(lambda: len(receiver.to("/slow")) == 8)
+
+
+async def _leased(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM deliveries WHERE state = 'sending'"))
+
+
+async def test_a_host_at_its_cap_has_one_more_cap_claimed_ahead_and_handed_back_at_stop(
+    test_api: Api, sink: tuple[Sink, str], pool: asyncpg.Pool, dsn: str
+) -> None:
+    """A claim round trip is slower than a busy host frees its slots, so rows are claimed
+    ahead and held: the host still sees only its cap, and the held rows go back unsent,
+    their attempt not counted, the moment the dispatcher stops."""
+    receiver, url = sink
+    for i in range(6):
+        await completed_task(test_api, f"{url}/hang/{i}")
+    stop = asyncio.Event()
+    dispatcher = Dispatcher(
+        pool,
+        dsn,
+        dispatcher_settings(per_host_concurrency=2, total_timeout=20, lease_seconds=60),
+    )
+    running = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await receiver.wait_for(lambda: len(receiver.received) == 2)
+        await until(lambda: _eq(_leased(pool), 4))  # 2 sending, 2 held
+        await asyncio.sleep(0.3)
+        assert len(receiver.received) == 2 and await _leased(pool) == 4
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 15)
+    # Held rows and the two cancelled mid-send alike: due again, no attempt counted.
+    rows = await pool.fetch("SELECT state, attempts FROM deliveries")
+    assert [(r["state"], r["attempts"]) for r in rows] == [("pending", 0)] * 6
+
+
+async def test_a_row_held_past_its_lease_budget_is_handed_back_not_sent_late(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start, pool: asyncpg.Pool
+) -> None:
+    """A held row must start with a whole attempt's time left on its lease. Here the lease
+    is 1.5 s and an attempt may take 1 s: a row still held after 0.5 s goes back. Sent
+    anyway, its lease would run out mid-send and a second dispatcher would send it again."""
+    receiver, url = sink
+    for name in ("a", "b"):
+        await completed_task(test_api, f"{url}/hang/{name}")
+    tight = {"per_host_concurrency": 1, "total_timeout": 1.0, "lease_seconds": 1.5}
+    await run_dispatcher(retry_schedule=(30.0,), **tight)
+    await until(lambda: _eq(_leased(pool), 2))  # /hang/a sending, /hang/b held
+    await run_dispatcher(retry_schedule=(30.0,), **tight)  # would take b when its lease ends
+    await asyncio.sleep(3.0)
+    assert len(receiver.to("/hang/a")) == 1
+    assert len(receiver.to("/hang/b")) == 1

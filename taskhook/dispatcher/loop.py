@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable
@@ -22,6 +23,7 @@ from taskhook import metrics, secretbox, store
 from taskhook.db import DATABASE_DOWN
 from taskhook.delivery import AttemptResult, Claimed
 from taskhook.dispatcher.claims import ClaimConnection
+from taskhook.dispatcher.held import Held
 from taskhook.dispatcher.listener import Listener
 from taskhook.dispatcher.mailer import SmtpConfig
 from taskhook.dispatcher.outcomes import OutcomeWriter
@@ -69,6 +71,15 @@ class Dispatcher:
         self.in_flight: set[asyncio.Task[None]] = set()  # until the outcome is written
         self.sending = 0  # deliveries whose HTTP exchange (or mail) is under way
         self.per_host: Counter[str] = Counter()
+        # Claimed ahead (held.py): up to one more cap per host, one more claim in all, as
+        # long as a row held that long still has a whole attempt's time left on its lease.
+        # Without claim-ahead every claimed row fits a free slot and starts at once.
+        hold_limit = settings.lease_seconds - settings.total_timeout
+        self.held = Held(hold_limit if hold_limit > 0 else math.inf)
+        self.claim_cap = settings.per_host_concurrency * (2 if hold_limit > 0 else 1)
+        self.window = settings.dispatch_concurrency + (
+            settings.claim_batch if hold_limit > 0 else 0
+        )
         self.slot_freed = asyncio.Event()  # set once `refill_at` slots freed since a claim
         self.freed = 0
         # Claiming again for every freed slot costs a claim (a round trip, and a turn of an
@@ -140,9 +151,9 @@ class Dispatcher:
         self.listener.wake.clear()
         self.slot_freed.clear()
         self.freed = 0
-        free = self.settings.dispatch_concurrency - self.sending
+        free = self.window - self.sending - self.held.count
         asked = min(free, self.settings.claim_batch)
-        busy = dict(self.per_host)  # the in-flight counts the claim's per-host room uses
+        busy = dict(self.per_host + self.held.per_host)  # what the per-host room counts
         began = time.perf_counter()
         claimed = await self._claim(asked, busy) if asked > 0 else []
         log.debug(
@@ -153,7 +164,8 @@ class Dispatcher:
             ms=round((time.perf_counter() - began) * 1000, 2),
         )
         for delivery in claimed:
-            self._start(delivery)
+            self.held.add(delivery)
+        self._pump()
         if len(claimed) < max(asked, 1):  # caught up (or full): wait for a reason to look
             # A freed slot is a reason only when slots were what held work back: all slots
             # taken, or a host at its cap. Otherwise everything due was just claimed, and
@@ -168,7 +180,7 @@ class Dispatcher:
         """Whether a host's room limited this claim: its in-flight count when the claim
         ran, plus what the claim took, reached the cap (so due rows may be left behind)."""
         taken = Counter(d.host for d in claimed)
-        cap = self.settings.per_host_concurrency
+        cap = self.claim_cap
         return any(busy.get(h, 0) + taken[h] >= cap for h in busy.keys() | taken.keys())
 
     async def _claim(self, limit: int, busy: dict[str, int]) -> list[Claimed]:
@@ -179,7 +191,7 @@ class Dispatcher:
                 self.box,
                 limit,
                 self.settings.lease_seconds,
-                self.settings.per_host_concurrency,
+                self.claim_cap,
                 busy,
             )
         except DATABASE_DOWN:
@@ -191,19 +203,46 @@ class Dispatcher:
             await self.claims.discard()
             raise
 
+    def _pump(self) -> None:
+        """Start held deliveries while slots are free, host by host in turn."""
+        stale: list[Claimed] = []
+        cap, total = self.settings.per_host_concurrency, self.settings.dispatch_concurrency
+        for host in self.held.hosts():
+            while self.sending < total and self.per_host[host] < cap:
+                d = self.held.pop(host, stale)
+                if d is None:
+                    break
+                self._start(d)
+            if self.sending >= total:
+                break
+        if stale:
+            log.warning("delivery.held_too_long", count=len(stale))
+            self._track(self._hand_back(stale))
+
+    async def _hand_back(self, rows: list[Claimed]) -> None:
+        """Unsent rows go back to due at once, their attempt not counted."""
+        try:
+            await store.release_deliveries(self.pool, rows)
+        except DATABASE_DOWN:  # their leases run out instead
+            log.warning("dispatcher.hand_back_failed", count=len(rows), exc_info=True)
+
+    def _track(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self.in_flight.add(task)
+        task.add_done_callback(self._finished)
+
     def _start(self, d: Claimed) -> None:
         """A slot (global and per host) is held while the HTTP exchange runs."""
         self.sending += 1
         self.per_host[d.host] += 1
-        task = asyncio.create_task(self._deliver(d))
-        self.in_flight.add(task)
-        task.add_done_callback(self._finished)
+        self._track(self._deliver(d))
 
     def _free_slot(self, host: str) -> None:
         self.sending -= 1
         self.per_host[host] -= 1
         if self.per_host[host] <= 0:
             del self.per_host[host]
+        self._pump()
         self.freed += 1
         if self.freed >= self.refill_at:
             self.slot_freed.set()
@@ -222,7 +261,7 @@ class Dispatcher:
             result = await send(self.session, d, self.send_config)
         except asyncio.CancelledError:
             # Shutdown mid-send: hand the delivery back at once instead of after the lease.
-            await asyncio.shield(store.release_delivery(self.pool, d.id, d.lease_token))
+            await asyncio.shield(store.release_deliveries(self.pool, [d]))
             raise
         finally:
             # The host is no longer being called: its slot can serve other deliveries while
@@ -273,7 +312,11 @@ class Dispatcher:
             )
 
     async def _drain(self) -> None:
-        """Stop claiming; let in-flight callbacks finish within the grace time, then cancel."""
+        """Stop claiming; hand held rows back, let in-flight callbacks finish within the
+        grace time, then cancel."""
+        held = self.held.take_all()
+        if held:
+            await self._hand_back(held)
         if self.in_flight:
             log.info("dispatcher.draining", in_flight=len(self.in_flight))
             _, pending = await asyncio.wait(
