@@ -61,6 +61,20 @@ def test_secret_looking_fields_are_redacted(capsys: pytest.CaptureFixture[str]) 
     assert line["ok"] == "yes" and line["event"] == "oops"
 
 
+def test_lines_below_the_level_are_not_written(capsys: pytest.CaptureFixture[str]) -> None:
+    """TASKHOOK_LOG_LEVEL filters taskhook's own lines, not only the libraries' ones."""
+    configure_logging("json", "warning")
+    try:
+        get_logger("t").info("quiet.line")
+        get_logger("t").debug("quieter.line")
+        get_logger("t").warning("loud.line")
+        lines = capsys.readouterr().err.strip().splitlines()
+    finally:
+        configure_logging("json", "info")
+        logging.getLogger().handlers.clear()
+    assert [json.loads(line)["event"] for line in lines] == ["loud.line"]
+
+
 async def test_database_errors_other_than_bad_input_are_not_leaked(
     live: Api, pool: asyncpg.Pool
 ) -> None:

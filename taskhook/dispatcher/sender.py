@@ -92,10 +92,10 @@ async def send(session: aiohttp.ClientSession, d: Claimed, cfg: SendConfig) -> A
 async def _post(
     session: aiohttp.ClientSession, d: Claimed, cfg: SendConfig, now: datetime
 ) -> tuple[Outcome, str]:
-    check_url(d.target, cfg.allow_private)
+    url = check_url(d.target, cfg.allow_private)
     body, headers = request_parts(d, now)
     async with session.post(
-        d.target, data=body, headers=headers, allow_redirects=False, timeout=cfg.timeout
+        url, data=body, headers=headers, allow_redirects=False, timeout=cfg.timeout
     ) as resp:
         head = await resp.content.read(cfg.max_response_bytes)
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))

@@ -101,25 +101,10 @@ def ip_literal(host: str) -> IPAddress | None:
     return _legacy_ipv4(host)
 
 
-def check_url(url: str, allow_private: bool) -> None:
+def check_url(url: str, allow_private: bool) -> URL:
     """Refuse a non-http(s) URL, or a literal non-global address, before any connection.
-    The host is read with yarl, as aiohttp reads it when it connects."""
-    refusal = _refusal(url, allow_private)
-    if refusal is not None:
-        raise TargetRefused(refusal)
-
-
-@lru_cache(maxsize=4096)
-def _refusal(url: str, allow_private: bool) -> str | None:
-    """Why `url` is refused, or None; cached, as a target is called again and again."""
-    try:
-        _check_url(url, allow_private)
-    except TargetRefused as exc:
-        return str(exc)
-    return None
-
-
-def _check_url(url: str, allow_private: bool) -> None:
+    The host is read with yarl, as aiohttp reads it when it connects; the parsed URL is
+    returned so the request uses exactly what was checked (and is not parsed twice)."""
     try:
         parsed = URL(url)
     except (ValueError, TypeError):
@@ -127,9 +112,23 @@ def _check_url(url: str, allow_private: bool) -> None:
     host = parsed.raw_host
     if parsed.scheme not in ("http", "https") or not host:
         raise TargetRefused(f"not an http(s) URL: {url!r}")
-    literal = ip_literal(host)
+    refusal = _host_refusal(host, allow_private)
+    if refusal is not None:
+        raise TargetRefused(refusal)
+    return parsed
+
+
+@lru_cache(maxsize=4096)
+def _host_refusal(host: str, allow_private: bool) -> str | None:
+    """Why a URL with this host is refused, or None. Cached per host: the rule reads
+    nothing else, and URLs that carry a task id are each new."""
+    try:
+        literal = ip_literal(host)
+    except TargetRefused as exc:
+        return str(exc)
     if literal is not None and not allow_private and is_forbidden_ip(literal):
-        raise TargetRefused(f"{host} is not a public address")
+        return f"{host} is not a public address"
+    return None
 
 
 class VettingResolver(AbstractResolver):
