@@ -177,7 +177,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
                      CHECK (trigger IN ('completed', 'error', 'audit', 'fixed', 'recalled', 'resend')),
     target           text NOT NULL,                      -- URL or e-mail address
     host             text NOT NULL,                      -- URL host or "mailto:" + domain
-    payload          jsonb NOT NULL,
+    -- The callback body exactly as it is sent and signed. Text, not jsonb: jsonb would be
+    -- parsed on every insert, printed back on every claim, and its larger binary form
+    -- pushes a typical row past the TOAST threshold (compressed, then decompressed).
+    payload          text NOT NULL,
     webhook_id       text NOT NULL,                      -- "msg_" + random; stable across retries
     state            text NOT NULL DEFAULT 'pending'
                      CONSTRAINT deliveries_state_check
@@ -198,6 +201,15 @@ BEGIN
         ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_state_check;
         ALTER TABLE deliveries ADD CONSTRAINT deliveries_state_check
             CHECK (state IN ('waiting', 'pending', 'sending', 'succeeded', 'failed'));
+    END IF;
+END $$;
+-- Databases made when the payload was jsonb: store it as text once (a table rewrite).
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns
+               WHERE table_name = 'deliveries' AND column_name = 'payload'
+                 AND data_type = 'jsonb' AND table_schema = current_schema()) THEN
+        ALTER TABLE deliveries ALTER COLUMN payload TYPE text USING payload::text;
     END IF;
 END $$;
 -- The hot queue: vacuum after every ~5,000 dead rows (not 20 % of the table), so claims

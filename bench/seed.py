@@ -31,7 +31,7 @@ FROM generate_series($10::bigint, $11::bigint) g,
 _INSERT_DELIVERIES = """
 INSERT INTO deliveries (task_id, account_id, trigger, target, host, payload, webhook_id)
 SELECT t.id, t.account_id, 'completed', t.callback_url, $2,
-       replace($3, $4, t.id)::jsonb, 'msg_' || t.id
+       replace($3, $4, t.id), 'msg_' || t.id
 FROM tasks t
 WHERE t.id LIKE $1 || '%'
 ORDER BY t.id

@@ -45,10 +45,10 @@ def prepare(
     row: asyncpg.Record,
     trigger: str,
     default_url: str | None = None,
-    body: dict[str, Any] | None = None,
+    body: dict[str, Any] | str | None = None,
 ) -> store.NewDelivery | None:
     """The delivery for this task's callback target (the task's own, else the account's
-    default); None if it has none."""
+    default); None if it has none. A `body` given as text (a resend) is sent as it is."""
     target = row["callback_url"] or default_url
     if not target:
         return None
@@ -62,7 +62,7 @@ def prepare(
         trigger=trigger,
         target=target,
         host=target_host(target),
-        payload=json_text(body),
+        payload=body if isinstance(body, str) else json_text(body),
         webhook_id="msg_" + secrets.token_hex(12),
     )
 
@@ -72,7 +72,7 @@ async def enqueue(
     row: asyncpg.Record,
     trigger: str,
     default_url: str | None = None,
-    body: dict[str, Any] | None = None,
+    body: dict[str, Any] | str | None = None,
 ) -> int | None:
     """Enqueue a delivery for this task's callback target; None if it has none.
 

@@ -372,7 +372,7 @@ WITH u AS (
 ), d AS (
     INSERT INTO deliveries (task_id, account_id, trigger, target, host, payload, webhook_id,
                             state)
-    SELECT u.task_id, u.account_id, u.trigger, u.target, u.host, u.payload::jsonb,
+    SELECT u.task_id, u.account_id, u.trigger, u.target, u.host, u.payload,
            u.webhook_id,
            -- A scalar subquery with LIMIT, not EXISTS: PostgreSQL may run an EXISTS as one
            -- hashed scan of every delivery, which a generic plan then repeats per group as
@@ -454,9 +454,8 @@ SET state = 'sending', attempts = d.attempts + 1, lease_token = gen_random_uuid(
     next_attempt_at = now() + make_interval(secs => $2)
 FROM chosen, accounts a
 WHERE d.id = chosen.id AND a.id = d.account_id
--- The payload comes back as JSON text and is sent as such: no decode and re-encode.
-RETURNING d.id, d.task_id, d.account_id, d.trigger, d.target, d.host,
-          d.payload::text AS payload, d.webhook_id, d.attempts, d.lease_token, d.created_at,
+-- The payload is stored as the JSON text that is sent and signed: no decode, no re-encode.
+RETURNING d.id, d.task_id, d.account_id, d.trigger, d.target, d.host, d.payload, d.webhook_id, d.attempts, d.lease_token, d.created_at,
           a.callback_auth_key_enc, a.signing_secret_enc,
           CASE WHEN a.old_secret_until > now() THEN a.old_signing_secret_enc END
               AS old_signing_secret_enc;

@@ -551,10 +551,9 @@ async def task_deliveries(conn: Conn, task_id: str) -> list[Row]:
     return await conn.fetch(queries["task_deliveries"], task_id)
 
 
-async def latest_delivery_payload(conn: Conn, task_id: str) -> dict[str, Any] | None:
-    payload: dict[str, Any] | None = await conn.fetchval(
-        queries["latest_delivery_payload"], task_id
-    )
+async def latest_delivery_payload(conn: Conn, task_id: str) -> str | None:
+    """The JSON text of the task's latest callback, exactly as it was sent."""
+    payload: str | None = await conn.fetchval(queries["latest_delivery_payload"], task_id)
     return payload
 
 

@@ -106,7 +106,8 @@ async def deliveries(pool: asyncpg.Pool, task_id: str | None = None) -> list[dic
     rows = await pool.fetch(
         "SELECT * FROM deliveries WHERE $1::text IS NULL OR task_id = $1 ORDER BY id", task_id
     )
-    return [dict(r) for r in rows]
+    # The payload is stored as the exact JSON text sent; tests read it as JSON.
+    return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
 
 
 async def task_row(pool: asyncpg.Pool, task_id: str) -> str:

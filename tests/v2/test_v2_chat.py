@@ -29,7 +29,9 @@ Chat = Callable[..., Awaitable[Task]]
 
 async def callbacks_of(pool: asyncpg.Pool, task_id: str) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        "SELECT trigger, target, payload FROM deliveries WHERE task_id = $1 ORDER BY id", task_id
+        "SELECT trigger, target, payload::jsonb AS payload FROM deliveries WHERE task_id = $1 "
+        "ORDER BY id",
+        task_id,
     )
     return [dict(r) for r in rows]
 

@@ -335,7 +335,8 @@ async def test_audit_from_the_page_sends_the_api_callback(
 
     async def last_payload(task_id: str) -> dict[str, Any]:
         row = await pool.fetchrow(
-            "SELECT trigger, payload FROM deliveries WHERE task_id = $1 ORDER BY id DESC LIMIT 1",
+            "SELECT trigger, payload::jsonb AS payload FROM deliveries WHERE task_id = $1 "
+            "ORDER BY id DESC LIMIT 1",
             task_id,
         )
         return {"trigger": row["trigger"], **_shape(row["payload"])}
