@@ -523,3 +523,35 @@ async def test_a_row_held_past_its_lease_budget_is_handed_back_not_sent_late(
     await asyncio.sleep(3.0)
     assert len(receiver.to("/hang/a")) == 1
     assert len(receiver.to("/hang/b")) == 1
+
+
+async def test_each_attempt_is_logged_with_its_delivery(
+    test_api: Api,
+    sink: tuple[Sink, str],
+    run_dispatcher: Start,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """SPEC §5: `delivery.attempted` and `delivery.succeeded`, each naming the delivery,
+    its task, the attempt and the host, one JSON object a line."""
+    import json
+    import logging
+
+    from taskhook.logs import configure_logging
+
+    receiver, url = sink
+    task_id = await completed_task(test_api, url + "/ok/logged")
+    configure_logging("json", "info")
+    try:
+        capsys.readouterr()
+        await run_dispatcher()
+        await receiver.wait_for(lambda: len(receiver.to("/ok/logged")) == 1)
+        await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    finally:
+        configure_logging("json", "info")
+        logging.getLogger().handlers.clear()
+    by_event = {line["event"]: line for line in lines if line.get("task_id") == task_id}
+    for event in ("delivery.attempted", "delivery.succeeded"):
+        line = by_event[event]
+        assert line["attempt"] == 1 and line["host"] == "127.0.0.1", line
+        assert isinstance(line["delivery_id"], int) and line["status_code"] == 200, line
