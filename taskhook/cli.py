@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from taskhook import __version__, db, ingest_secret, secretbox, store
+from taskhook import __version__, db, gctune, ingest_secret, secretbox, store
 from taskhook.accounts import (
     MAX_GRACE_SECONDS,
     NewAccount,
@@ -299,6 +299,7 @@ async def _serve(settings: Settings, args: Any) -> int:
     url = f"http://{settings.host}:{port}"
     print(f"taskhook {__version__} listening on {url} (API base {url}/v1)", flush=True)
     log.info("receiver.started", url=url, role=args.command)
+    gctune.tune_for_service()
     await stop.wait()
     log.info("receiver.stopping")
     await runner.cleanup()
@@ -322,6 +323,7 @@ async def _dispatch(settings: Settings, _args: Any) -> int:
                 file=sys.stderr,
             )
             return 1
+        gctune.tune_for_service()
         await dispatcher.run(stop)
     return 0
 
