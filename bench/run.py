@@ -136,6 +136,7 @@ async def run_all(plan: Plan, names: list[str], doc: dict[str, Any], logs: Path)
                 result = {"error": f"{type(exc).__name__}: {exc}"}
             result["seconds"] = round(time.monotonic() - started, 1)
             doc["results"][name] = result
+            await pg.settle()
     finally:
         if world is not None:
             await world.stop()

@@ -195,6 +195,19 @@ class Postgres:
         )
         return self.url(name)
 
+    async def settle(self) -> None:
+        """Between scenarios: drop the finished scenario's databases and checkpoint, so the
+        next one does not share the cores with autovacuum and checkpoints of the last
+        one's hundred thousand rows (seen: PostgreSQL at 0.8 of a core at 250 events/s)."""
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'bench%'")
+            for row in rows:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+            await conn.execute("CHECKPOINT")
+        finally:
+            await conn.close()
+
     async def version(self) -> str:
         conn = await asyncpg.connect(self.dsn)
         try:
