@@ -309,3 +309,33 @@ async def test_ops_server_listens_on_host_and_dispatcher_port(
         assert (await get(http, url + "/healthz"))[0] == 200
     with pytest.raises(aiohttp.ClientConnectionError):
         await get(http, f"http://127.0.0.1:{port}/healthz")
+
+
+async def test_a_database_gone_between_the_start_and_the_loop_is_waited_for(dsn: str) -> None:
+    """The start found the database, then it went away before the loop read its secrets
+    key: the dispatcher waits for it (as its claims would) instead of exiting."""
+    from taskhook.db import create_pool
+
+    proxy = PgProxy(dsn)
+    await proxy.start()
+    pool = await create_pool(proxy.dsn, min_size=0, max_size=2)
+    stop = asyncio.Event()
+    try:
+        await proxy.stop()
+        dispatcher = Dispatcher(pool, proxy.dsn, dispatcher_settings())
+        running = asyncio.create_task(dispatcher.run(stop))
+        await asyncio.sleep(1.5)
+        assert not running.done() and dispatcher.box is None
+        await proxy.start()
+        await eventually(lambda: _true(dispatcher.box is not None), timeout=15)
+        stop.set()
+        await asyncio.wait_for(running, 15)
+    finally:
+        stop.set()
+        if proxy.server is not None and proxy.server.is_serving():
+            await proxy.stop()
+        await pool.close()
+
+
+async def _true(value: bool) -> bool:
+    return value

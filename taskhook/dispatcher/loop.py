@@ -109,7 +109,9 @@ class Dispatcher:
             resolver=VettingResolver(self.settings.allow_private_targets), limit=0
         )
         async with aiohttp.ClientSession(connector=connector) as self.session:
-            self.box = await secretbox.open_bound(self.pool, self.settings)
+            self.box = await self._open_box(stop)
+            if self.box is None:  # stopped while the database was down
+                return
             self.outcomes = OutcomeWriter(self.pool)
             listening = asyncio.create_task(self.listener.run(stop))
             pruning = asyncio.create_task(self._prune_periodically(stop))
@@ -126,6 +128,19 @@ class Dispatcher:
                     with contextlib.suppress(asyncio.CancelledError):
                         await side
                 log.info("dispatcher.stopped")
+
+    async def _open_box(self, stop: asyncio.Event) -> SecretBox | None:
+        """The account secrets' key, checked against the database. The database can go
+        away between the start's check and this read; wait for it as a claim would, not
+        exit (None if stopped meanwhile)."""
+        while not stop.is_set():
+            try:
+                return await secretbox.open_bound(self.pool, self.settings)
+            except DATABASE_DOWN:
+                log.warning("dispatcher.database_down", exc_info=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), CLAIM_ERROR_BACKOFF)
+        return None
 
     async def _prune_periodically(self, stop: asyncio.Event) -> None:
         """Retention runs in every dispatcher; the deletes are idempotent, so replicas
