@@ -6,13 +6,12 @@ together or not at all (SPEC §4).
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 
-from taskhook import store
+from taskhook import ids, store
 from taskhook.db import json_text
 from taskhook.serialize import task_json
 
@@ -63,7 +62,7 @@ def prepare(
         target=target,
         host=target_host(target),
         payload=body if isinstance(body, str) else json_text(body),
-        webhook_id="msg_" + secrets.token_hex(12),
+        webhook_id="msg_" + ids.random_hex(12),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from taskhook import jsoncodec
 from taskhook.logs import get_logger
 from taskhook.settings import Settings
 
@@ -90,13 +90,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     """jsonb and json columns arrive as Python objects and go out from them."""
     for typename in ("jsonb", "json"):
         await conn.set_type_codec(
-            typename, encoder=json_text, decoder=json.loads, schema="pg_catalog"
+            typename, encoder=json_text, decoder=jsoncodec.loads, schema="pg_catalog"
         )
 
 
 def json_text(value: Any) -> str:
-    """The one JSON encoding of stored values: compact, UTF-8, no NaN."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """The one JSON encoding of stored values: compact, UTF-8. Stored values passed
+    validation.check_storable, so hold no NaN or infinity."""
+    return jsoncodec.dumps(value)
 
 
 async def connect(dsn: str, server_settings: dict[str, str] | None = None) -> asyncpg.Connection:

@@ -289,8 +289,11 @@ DELETE FROM ingested_events WHERE event_id = ANY ($1::text[]);
 -- name: lock_tasks_in_order
 -- Locks and reads every task of an ingest group up front, in id order: two groups about
 -- the same tasks then wait for each other instead of deadlocking. Ingest is account-blind
--- (task ids are global); the account's default callback URL comes along.
-SELECT t.*, a.default_callback_url AS account_callback_url
+-- (task ids are global); the account's default callback URL comes along. Only what the
+-- checks and the callback target need: decoding every task's jsonb columns (params,
+-- metadata, ...) here cost serve more than the rest of this statement.
+SELECT t.id, t.account_id, t.status, t.callback_url, t.is_test,
+       a.default_callback_url AS account_callback_url
 FROM tasks t JOIN accounts a ON a.id = t.account_id
 WHERE t.id = ANY ($1::text[])
 ORDER BY t.id

@@ -11,8 +11,10 @@ def iso(ts: datetime | None) -> str | None:
     """Scale's timestamp form: UTC, milliseconds, 'Z' ("2016-06-23T09:09:34.752Z")."""
     if ts is None:
         return None
-    ts = ts.astimezone(UTC)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    if ts.tzinfo is not UTC:  # asyncpg's timestamptz values are already in UTC
+        ts = ts.astimezone(UTC)
+    # isoformat ends in "+00:00" here; it is several times cheaper than strftime.
+    return ts.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 # Keys present only while they hold a value (the SDK tests check absence, e.g. of tags).

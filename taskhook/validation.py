@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from taskhook import jsoncodec
 from taskhook.errors import BadRequest
 
 MAX_TAGS = 5
@@ -30,6 +31,9 @@ def decode_json(raw: bytes, *, allow_empty: bool = False) -> Any:
         if allow_empty:
             return None
         raise BadRequest("Request body is empty; a JSON body is required.")
+    value = jsoncodec.exact_loads(raw)
+    if value is not jsoncodec.NOT_EXACT and _storable_as_parsed(raw, value):
+        return value
     try:
         value = json.loads(raw, parse_constant=_reject_constant)
     except UnicodeDecodeError:
@@ -40,6 +44,26 @@ def decode_json(raw: bytes, *, allow_empty: bool = False) -> Any:
         raise BadRequest(f"Request body is not valid JSON: {exc}.") from None
     check_storable(value, "body")
     return value
+
+
+def _storable_as_parsed(raw: bytes, value: Any) -> bool:
+    """Whether what orjson parsed passes check_storable, known without walking every
+    string: orjson refuses invalid UTF-8, lone surrogates and non-finite numbers, so only
+    an escaped NUL and the depth remain (a body with few brackets cannot be deep)."""
+    if b"\\u0000" in raw:
+        return False
+    return raw.count(b"[") + raw.count(b"{") <= MAX_NESTING or _shallow(value, 0)
+
+
+def _shallow(value: Any, depth: int) -> bool:
+    """check_storable's depth rule, visiting only containers: nothing below MAX_NESTING."""
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, list):
+        return True
+    if value and depth + 1 > MAX_NESTING:
+        return False
+    return all(_shallow(v, depth + 1) for v in value if isinstance(v, dict | list))
 
 
 def check_storable(value: Any, where: str, depth: int = 0) -> None:

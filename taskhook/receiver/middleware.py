@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
 
-from taskhook import metrics
+from taskhook import ids, metrics
 from taskhook.accounts import authenticate
 from taskhook.db import DATABASE_DOWN
 from taskhook.errors import ApiError, TooManyRequests
@@ -33,7 +32,7 @@ _RETRY_AFTER_DB_DOWN = "2"  # seconds
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind a request id to every log line of this request and emit one line at the end."""
-    request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    request_id = request.headers.get("X-Request-Id", "")[:64] or ids.random_hex(8)
     request[REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)

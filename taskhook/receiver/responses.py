@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
+from taskhook.jsoncodec import dumps, dumps_bytes
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+__all__ = ["dumps", "error", "error_body", "ok"]
 
 
 def ok(data: Any) -> web.Response:
     """Scale's SDK treats only 200 as success, so every success is a 200."""
-    return web.json_response(data, dumps=dumps)
+    return web.Response(body=dumps_bytes(data), content_type="application/json", charset="utf-8")
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:
