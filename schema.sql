@@ -245,6 +245,62 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
 -- Serves pruning of old attempt records.
 CREATE INDEX IF NOT EXISTS delivery_attempts_started_idx ON delivery_attempts (started_at);
 
+-- Outcome writes (store.record_attempts), one round trip per batch. The batch's tasks are
+-- locked first, in id order as ingest locks them; the write then runs with a snapshot taken
+-- after the locks (a VOLATILE function takes a new one for each statement): a delivery that
+-- ingest enqueued as 'waiting' behind one of these, in a transaction still open when this
+-- began, is then seen and made due, and callback_succeeded is not set over it. Each row is
+-- fenced by its lease token: a dispatcher whose lease was taken over writes nothing for
+-- that row and learns it from the ids returned. A task's callback_succeeded follows its
+-- latest delivery only (per-task order: at most one delivery of a task is in flight).
+-- Before this function: BEGIN, the lock, the write and COMMIT, four round trips.
+CREATE OR REPLACE FUNCTION taskhook_record_attempts(
+    p_task_ids text[], p_ids bigint[], p_lease_tokens uuid[], p_states text[],
+    p_delays float8[], p_started_ats timestamptz[], p_durations int[],
+    p_status_codes int[], p_errors text[], p_excerpts text[]
+) RETURNS SETOF bigint LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM 1 FROM tasks WHERE tasks.id = ANY (p_task_ids) ORDER BY tasks.id FOR UPDATE;
+    RETURN QUERY
+    WITH o AS (
+        SELECT *
+        FROM unnest(p_ids, p_lease_tokens, p_states, p_delays, p_started_ats, p_durations,
+                    p_status_codes, p_errors, p_excerpts)
+             AS o(id, lease_token, state, delay, started_at, duration_ms, status_code, error,
+                  excerpt)
+    ), d AS (
+        UPDATE deliveries
+        SET state = o.state,
+            next_attempt_at = CASE WHEN o.delay IS NULL THEN deliveries.next_attempt_at
+                                   ELSE now() + make_interval(secs => o.delay) END,
+            lease_token = NULL, lease_until = NULL,
+            finished_at = CASE WHEN o.state IN ('succeeded', 'failed') THEN now() END
+        FROM o
+        WHERE deliveries.id = o.id AND deliveries.lease_token = o.lease_token
+        RETURNING deliveries.id, deliveries.task_id, deliveries.attempts, o.state, o.started_at,
+                  o.duration_ms, o.status_code, o.error, o.excerpt
+    ), a AS (
+        INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms,
+                                       status_code, error, response_excerpt)
+        SELECT id, attempts, started_at, duration_ms, status_code, error, excerpt FROM d
+        ON CONFLICT (delivery_id, attempt) DO NOTHING
+    ), t AS (
+        UPDATE tasks SET callback_succeeded = (d.state = 'succeeded')
+        FROM d
+        WHERE tasks.id = d.task_id AND d.state IN ('succeeded', 'failed')
+          AND NOT EXISTS (SELECT 1 FROM deliveries later
+                          WHERE later.task_id = d.task_id AND later.id > d.id)
+    ), next_up AS (
+        -- The finished delivery's successor (the task's oldest waiting one) becomes due.
+        UPDATE deliveries SET state = 'pending', next_attempt_at = now()
+        WHERE id IN (SELECT (SELECT min(w.id) FROM deliveries w
+                             WHERE w.task_id = d.task_id AND w.state = 'waiting')
+                     FROM d WHERE d.state IN ('succeeded', 'failed'))
+    )
+    SELECT d.id FROM d;
+END
+$$;
+
 -- ===== v2 API (issue 8; reference/scale-api-v2.md) ==========================================
 -- The v2 API names projects and batches by id (v1 names them by name): a random 24-hex id,
 -- given to existing rows once (a volatile default is evaluated per row) and to new ones by

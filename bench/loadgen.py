@@ -227,6 +227,8 @@ def _class_stats(run: _Run, arrived: dict[str, float], indices: list[int]) -> di
         return sum(run.due(i) <= at for i in indices) - sum(t <= at for t in got)
 
     latencies = [arrived[run.tids[i]] - run.due(i) for i in indices if run.tids[i] in arrived]
+    # The ingest part of it: from the event's scheduled time to its acknowledgement.
+    ack = latency_summary([run.acked[i] - run.due(i) for i in acked_idx])
     return {
         "events": len(indices),
         "acked": len(acked_idx),
@@ -236,4 +238,6 @@ def _class_stats(run: _Run, arrived: dict[str, float], indices: list[int]) -> di
         "backlog_end": backlog(run.end),
         "missing_after_settle": sum(run.tids[i] not in arrived for i in acked_idx),
         **latency_summary(latencies),
+        "ack_p50_ms": ack["p50_ms"],
+        "ack_p99_ms": ack["p99_ms"],
     }

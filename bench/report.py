@@ -211,6 +211,7 @@ def _step_row(step: dict[str, Any]) -> list[object]:
         f"{s['backlog_mid']} / {s['backlog_end']}",
         s["p50_ms"],
         s["p99_ms"],
+        s.get("ack_p99_ms"),  # absent in results saved before it was measured
         s["missing_after_settle"],
         sum(step["errors"].values()),
         step["held"],
@@ -230,6 +231,7 @@ STEP_HEADERS = [
     "backlog mid/end",
     "p50 ms",
     "p99 ms",
+    "ack p99 ms",
     "missing",
     "errors",
     "held",

@@ -463,51 +463,12 @@ RETURNING d.id, d.task_id, d.account_id, d.trigger, d.target, d.host, d.payload,
           CASE WHEN a.old_secret_until > now() THEN a.old_signing_secret_enc END
               AS old_signing_secret_enc;
 
--- name: lock_tasks_for_outcomes
--- See store.record_attempts: outcome writes and ingest lock the same task rows in id order.
-SELECT 1 FROM tasks WHERE id = ANY ($1::text[]) ORDER BY id FOR UPDATE;
-
 -- name: record_attempts
--- Records many attempts in one statement (batched outcome writes). Each row is fenced by
--- its lease token: a dispatcher whose lease was taken over writes nothing for that row and
--- learns it from the ids returned. A task's callback_succeeded follows its latest delivery
--- only (per-task order means at most one delivery of a task is in flight, so one per task).
-WITH o AS (
-    SELECT *
-    FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::float8[], $5::timestamptz[],
-                $6::int[], $7::int[], $8::text[], $9::text[])
-         AS o(id, lease_token, state, delay, started_at, duration_ms, status_code, error,
-              excerpt)
-), d AS (
-    UPDATE deliveries
-    SET state = o.state,
-        next_attempt_at = CASE WHEN o.delay IS NULL THEN deliveries.next_attempt_at
-                               ELSE now() + make_interval(secs => o.delay) END,
-        lease_token = NULL, lease_until = NULL,
-        finished_at = CASE WHEN o.state IN ('succeeded', 'failed') THEN now() END
-    FROM o
-    WHERE deliveries.id = o.id AND deliveries.lease_token = o.lease_token
-    RETURNING deliveries.id, deliveries.task_id, deliveries.attempts, o.state, o.started_at,
-              o.duration_ms, o.status_code, o.error, o.excerpt
-), a AS (
-    INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms,
-                                   status_code, error, response_excerpt)
-    SELECT id, attempts, started_at, duration_ms, status_code, error, excerpt FROM d
-    ON CONFLICT (delivery_id, attempt) DO NOTHING
-), t AS (
-    UPDATE tasks SET callback_succeeded = (d.state = 'succeeded')
-    FROM d
-    WHERE tasks.id = d.task_id AND d.state IN ('succeeded', 'failed')
-      AND NOT EXISTS (SELECT 1 FROM deliveries later
-                      WHERE later.task_id = d.task_id AND later.id > d.id)
-), next_up AS (
-    -- The finished delivery's successor (the task's oldest waiting one) becomes due.
-    UPDATE deliveries SET state = 'pending', next_attempt_at = now()
-    WHERE id IN (SELECT (SELECT min(w.id) FROM deliveries w
-                         WHERE w.task_id = d.task_id AND w.state = 'waiting')
-                 FROM d WHERE d.state IN ('succeeded', 'failed'))
-)
-SELECT id FROM d;
+-- Records many attempts in one round trip (batched outcome writes): see the function
+-- taskhook_record_attempts in schema.sql, which locks the tasks and then writes.
+SELECT id FROM taskhook_record_attempts($1::text[], $2::bigint[], $3::uuid[], $4::text[],
+                                        $5::float8[], $6::timestamptz[], $7::int[],
+                                        $8::int[], $9::text[], $10::text[]) AS id;
 
 -- name: release_deliveries
 -- Hand deliveries back unsent (shutdown mid-send, or held too long before their send): due

@@ -501,12 +501,8 @@ class AttemptRecord:
 
 async def record_attempts(pool: asyncpg.Pool, records: list[AttemptRecord]) -> set[int]:
     """Write attempts and next states; returns the delivery ids whose lease still held (the
-    others were taken over and wrote nothing).
-
-    The tasks are locked first, in id order as ingest locks them, and the write runs after
-    in a statement of its own (so with a snapshot taken after the locks): a delivery that
-    ingest enqueued as 'waiting' behind one of these, in a transaction still open when this
-    began, is then seen and made due, and callback_succeeded is not set over it."""
+    others were taken over and wrote nothing). One statement: the function it calls locks
+    the tasks first, then writes (schema.sql, taskhook_record_attempts)."""
     columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])
     for r in records:
         o = r.result.outcome
@@ -524,9 +520,7 @@ async def record_attempts(pool: asyncpg.Pool, records: list[AttemptRecord]) -> s
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     task_ids = sorted({r.delivery.task_id for r in records})
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(queries["lock_tasks_for_outcomes"], task_ids)
-        rows = await conn.fetch(queries["record_attempts"], *columns)
+    rows = await pool.fetch(queries["record_attempts"], task_ids, *columns)
     return {row["id"] for row in rows}
 
 
