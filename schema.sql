@@ -245,6 +245,42 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
 -- Serves pruning of old attempt records.
 CREATE INDEX IF NOT EXISTS delivery_attempts_started_idx ON delivery_attempts (started_at);
 
+-- The first statement of an ingest group (events.apply_groups), one round trip for two
+-- steps. First every task of the group is locked and read, in id order: two groups about
+-- the same tasks then wait for each other instead of deadlocking. Ingest is account-blind
+-- (task ids are global); the account's default callback URL comes along. Only what the
+-- checks and the callback target need: decoding every task's jsonb columns (params,
+-- metadata, ...) cost serve more than the rest of the statement. Then the group's event ids
+-- are claimed at once, after the locks (a VOLATILE function takes a new snapshot for each
+-- statement); the ids returned are new. An id seen before (or twice in this group: DO
+-- NOTHING covers rows of the same command) is not.
+CREATE OR REPLACE FUNCTION taskhook_lock_and_claim(
+    p_task_ids text[], p_event_ids text[], p_event_task_ids text[], p_event_types text[]
+) RETURNS TABLE (id text, account_id text, status text, callback_url text, is_test boolean,
+                 account_callback_url text, event_id text)
+LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT t.id, t.account_id, t.status, t.callback_url, t.is_test, a.default_callback_url,
+           NULL::text
+    FROM tasks t JOIN accounts a ON a.id = t.account_id
+    WHERE t.id = ANY (p_task_ids)
+    ORDER BY t.id
+    FOR UPDATE OF t;
+    RETURN QUERY
+    WITH claimed AS (
+        INSERT INTO ingested_events (event_id, task_id, type)
+        SELECT * FROM unnest(p_event_ids, p_event_task_ids, p_event_types)
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING ingested_events.event_id
+    )
+    SELECT NULL::text, NULL::text, NULL::text, NULL::text, NULL::boolean, NULL::text,
+           claimed.event_id
+    FROM claimed;
+END
+$$;
+
 -- Outcome writes (store.record_attempts), one round trip per batch. The batch's tasks are
 -- locked first, in id order as ingest locks them; the write then runs with a snapshot taken
 -- after the locks (a VOLATILE function takes a new one for each statement): a delivery that

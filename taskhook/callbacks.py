@@ -86,6 +86,5 @@ async def enqueue(
 async def trigger(
     conn: asyncpg.Connection, row: asyncpg.Record, trigger: str, default_url: str | None = None
 ) -> None:
-    """Enqueue one callback and wake the dispatchers when this transaction commits."""
-    if await enqueue(conn, row, trigger, default_url) is not None:
-        await store.notify_new_work(conn)
+    """Enqueue one callback; the dispatchers wake when this transaction commits."""
+    await enqueue(conn, row, trigger, default_url)

@@ -122,8 +122,9 @@ async def apply_groups(
     order. Every callback is enqueued in one statement at the end, and one NOTIFY wakes the
     dispatchers (NOTIFY serializes commits)."""
     flat = [event for group in groups for event in group]
-    tasks = await store.lock_tasks_in_order(conn, sorted({e.task_id for e in flat}))
-    new_ids = await store.claim_event_ids(conn, [(e.event_id, e.task_id, e.type) for e in flat])
+    tasks, new_ids = await store.lock_tasks_and_claim_events(
+        conn, sorted({e.task_id for e in flat}), [(e.event_id, e.task_id, e.type) for e in flat]
+    )
     batch = _Batch(conn, tasks, Counter(e.task_id for e in flat))
     results: list[list[dict[str, Any]]] = []
     rejected: set[str] = set()
@@ -144,8 +145,6 @@ async def apply_groups(
     await v2_ingest.index_annotations(conn, groups, results, batch.tasks)
     if rejected:
         await store.forget_event_ids(conn, sorted(rejected))
-    if batch.deliveries:
-        await store.notify_new_work(conn)
     return results
 
 

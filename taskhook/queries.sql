@@ -274,30 +274,14 @@ DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours';
 
 -- ===== event ingest (SPEC §3) =====
 
--- name: claim_event_ids
--- Claims the event ids of a whole group at once; the ids returned are new. An id seen
--- before (or twice in this group: DO NOTHING covers rows of the same command) is not.
-INSERT INTO ingested_events (event_id, task_id, type)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id;
+-- name: lock_tasks_and_claim_events
+-- The first statement of an ingest group: see the function taskhook_lock_and_claim in
+-- schema.sql. Rows with an id are the locked tasks; rows with an event_id, the new events.
+SELECT * FROM taskhook_lock_and_claim($1::text[], $2::text[], $3::text[], $4::text[]);
 
 -- name: forget_event_ids
 -- Rejected events are not kept, so the same event_id can apply once its task is ready.
 DELETE FROM ingested_events WHERE event_id = ANY ($1::text[]);
-
--- name: lock_tasks_in_order
--- Locks and reads every task of an ingest group up front, in id order: two groups about
--- the same tasks then wait for each other instead of deadlocking. Ingest is account-blind
--- (task ids are global); the account's default callback URL comes along. Only what the
--- checks and the callback target need: decoding every task's jsonb columns (params,
--- metadata, ...) here cost serve more than the rest of this statement.
-SELECT t.id, t.account_id, t.status, t.callback_url, t.is_test,
-       a.default_callback_url AS account_callback_url
-FROM tasks t JOIN accounts a ON a.id = t.account_id
-WHERE t.id = ANY ($1::text[])
-ORDER BY t.id
-FOR UPDATE OF t;
 
 -- name: mark_started
 -- updated_at is when taskhook changed the task (clock_timestamp(), as everywhere), not the
@@ -366,6 +350,9 @@ RETURNING *;
 -- earlier delivery of the task is unfinished (per-task order): one already stored, or one
 -- earlier in this same input ($8, since a statement does not see its own inserts). The
 -- caller holds the tasks' row locks, so two enqueues for one task cannot miss each other.
+-- The NOTIFY that wakes the dispatchers when this commits rides along (n): no round trip
+-- of its own. PostgreSQL delivers one per transaction however often it is called (same
+-- channel, same payload), and never one per row, which would serialize commits.
 WITH u AS (
     SELECT *
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
@@ -392,12 +379,10 @@ WITH u AS (
     -- Only when set: an update that changes nothing would still write a new row version.
     UPDATE tasks SET callback_succeeded = NULL
     WHERE id IN (SELECT task_id FROM u) AND callback_succeeded IS NOT NULL
+), n AS (
+    SELECT pg_notify('taskhook_deliveries', '')
 )
-SELECT id FROM d ORDER BY id;
-
--- name: notify_new_work
--- One wake-up per transaction that enqueued work (never per row: NOTIFY serializes commits).
-SELECT pg_notify('taskhook_deliveries', '');
+SELECT d.id FROM d CROSS JOIN n ORDER BY d.id;
 
 -- name: claim_deliveries
 -- Runs on the dispatcher's claim connection, whose settings (db.CLAIM_SETTINGS) its plan

@@ -347,21 +347,21 @@ async def idempotency_release(conn: Conn, p: Principal, key: str) -> None:
 # --- event ingest --------------------------------------------------------------------
 
 
-async def claim_event_ids(conn: Conn, events: list[tuple[str, str, str]]) -> set[str]:
-    """(event_id, task_id, type) of a group; returns the ids not seen before."""
-    ids, task_ids, types = (list(column) for column in zip(*events, strict=True))
-    rows = await conn.fetch(queries["claim_event_ids"], ids, task_ids, types)
-    return {row["event_id"] for row in rows}
+async def lock_tasks_and_claim_events(
+    conn: Conn, task_ids: list[str], events: list[tuple[str, str, str]]
+) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """Lock the tasks (in id order) and claim the events' ids, (event_id, task_id, type),
+    in one round trip: the tasks by id, and the event ids not seen before."""
+    ids, event_task_ids, types = (list(column) for column in zip(*events, strict=True))
+    rows = await conn.fetch(
+        queries["lock_tasks_and_claim_events"], task_ids, ids, event_task_ids, types
+    )
+    tasks = {r["id"]: dict(r) for r in rows if r["id"] is not None}
+    return tasks, {r["event_id"] for r in rows if r["event_id"] is not None}
 
 
 async def forget_event_ids(conn: Conn, event_ids: list[str]) -> None:
     await conn.execute(queries["forget_event_ids"], event_ids)
-
-
-async def lock_tasks_in_order(conn: Conn, task_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Lock the tasks (in id order) and return them by id."""
-    rows = await conn.fetch(queries["lock_tasks_in_order"], task_ids)
-    return {row["id"]: dict(row) for row in rows}
 
 
 async def _changed(conn: Conn, name: str, *args: Any) -> Row:
@@ -422,7 +422,8 @@ class NewDelivery:
 
 
 async def enqueue_deliveries(conn: Conn, new: list[NewDelivery]) -> list[int]:
-    """Enqueue in input order; a task's later delivery here waits for its earlier one."""
+    """Enqueue in input order; a task's later delivery here waits for its earlier one.
+    The dispatchers are notified when the transaction commits."""
     if not new:
         return []
     seen: set[str] = set()
@@ -442,10 +443,6 @@ async def enqueue_deliveries(conn: Conn, new: list[NewDelivery]) -> list[int]:
         after_first,
     )
     return [r["id"] for r in rows]
-
-
-async def notify_new_work(conn: Conn) -> None:
-    await conn.execute(queries["notify_new_work"])
 
 
 async def claim_deliveries(

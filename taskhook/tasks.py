@@ -209,7 +209,6 @@ async def resend_callback(
         raise BadRequest(
             f"Task {task['id']} has no callback_url and the account has no default callback URL."
         )
-    await store.notify_new_work(conn)
     return task, delivery_id
 
 
