@@ -32,7 +32,8 @@ class Sink:
     """Paths: /ok, /fail (500), /bad (400), /gone (410), /redirect (302 to /ok), /hang,
     /slow (0.3 s), /throttle (429, Retry-After: 1), /flaky/N/... (500 for the first N hits
     of that path), /hangonce/... (the first hit hangs, later ones answer 200), /stall (200
-    and headers, then a body that never comes)."""
+    and headers, then a body that never comes), /cookie/... (the first hit answers 500 and
+    sets a cookie, later ones 200)."""
 
     def __init__(self) -> None:
         self.received: list[Received] = []
@@ -68,6 +69,8 @@ class Sink:
             await asyncio.sleep(0.3)
         if kind == "flaky" and self.hits[request.path] <= int(request.path.split("/")[2]):
             return web.Response(status=500, text="not yet")
+        if kind == "cookie" and self.hits[request.path] == 1:
+            return web.Response(status=500, headers={"Set-Cookie": "session=s1; Path=/"})
         return web.Response(text="ok")
 
     def to(self, path: str) -> list[Received]:

@@ -85,6 +85,20 @@ async def test_failures_retry_with_one_webhook_id_then_succeed(
     assert attempts[1].at - attempts[0].at >= 0.35  # 0.5 s less 20 % jitter, with margin
 
 
+async def test_cookies_a_customer_sets_are_never_sent_back(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
+) -> None:
+    """A webhook sender keeps no session with its customers: a cookie set in one answer is
+    not sent with the retry (aiohttp's default cookie jar would send it to a host named by
+    name; it ignores cookies of IP addresses, hence localhost)."""
+    receiver, url = sink
+    task_id = await completed_task(test_api, url.replace("127.0.0.1", "localhost") + "/cookie/a")
+    await run_dispatcher(retry_schedule=(0.2,))
+    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+    first, retry = receiver.to("/cookie/a")
+    assert "Cookie" not in first.headers and "Cookie" not in retry.headers
+
+
 async def test_default_schedule_exhausts_after_20_retries(
     test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start, pool: asyncpg.Pool
 ) -> None:

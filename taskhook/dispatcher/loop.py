@@ -108,7 +108,10 @@ class Dispatcher:
         connector = aiohttp.TCPConnector(
             resolver=VettingResolver(self.settings.allow_private_targets), limit=0
         )
-        async with aiohttp.ClientSession(connector=connector) as self.session:
+        # No cookie jar: a webhook sender keeps no session with its customers (a cookie one
+        # endpoint set would otherwise go back with every later callback to that host).
+        jar = aiohttp.DummyCookieJar()
+        async with aiohttp.ClientSession(connector=connector, cookie_jar=jar) as self.session:
             self.box = await self._open_box(stop)
             if self.box is None:  # stopped while the database was down
                 return
