@@ -29,12 +29,16 @@ FROM generate_series($10::bigint, $11::bigint) g,
 """
 # Due deliveries for every task of a prefix, in one statement (the drain's "enqueue").
 _INSERT_DELIVERIES = """
-INSERT INTO deliveries (task_id, account_id, trigger, target, host, payload, webhook_id)
-SELECT t.id, t.account_id, 'completed', t.callback_url, $2,
-       replace($3, $4, t.id), 'msg_' || t.id
-FROM tasks t
-WHERE t.id LIKE $1 || '%'
-ORDER BY t.id
+WITH d AS (
+    INSERT INTO deliveries (task_id, account_id, trigger, target, host, webhook_id)
+    SELECT t.id, t.account_id, 'completed', t.callback_url, $2, 'msg_' || t.id
+    FROM tasks t
+    WHERE t.id LIKE $1 || '%'
+    ORDER BY t.id
+    RETURNING id, task_id
+)
+INSERT INTO delivery_payloads (delivery_id, payload)
+SELECT d.id, replace($3, $4, d.task_id) FROM d
 """
 _QUEUE_DEPTH = "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')"
 _CHECK = """

@@ -360,10 +360,8 @@ WITH u AS (
          AS u(task_id, account_id, trigger, target, host, payload, webhook_id, after_first,
               ord)
 ), d AS (
-    INSERT INTO deliveries (task_id, account_id, trigger, target, host, payload, webhook_id,
-                            state)
-    SELECT u.task_id, u.account_id, u.trigger, u.target, u.host, u.payload,
-           u.webhook_id,
+    INSERT INTO deliveries (task_id, account_id, trigger, target, host, webhook_id, state)
+    SELECT u.task_id, u.account_id, u.trigger, u.target, u.host, u.webhook_id,
            -- A scalar subquery with LIMIT, not EXISTS: PostgreSQL may run an EXISTS as one
            -- hashed scan of every delivery, which a generic plan then repeats per group as
            -- the table grows; this is one probe of deliveries_task_idx per callback.
@@ -374,7 +372,11 @@ WITH u AS (
                 THEN 'waiting' ELSE 'pending' END
     FROM u
     ORDER BY u.ord
-    RETURNING id
+    RETURNING id, webhook_id
+), p AS (
+    -- Each body beside its delivery (webhook ids are unique: "msg_" + 96 random bits).
+    INSERT INTO delivery_payloads (delivery_id, payload)
+    SELECT d.id, u.payload FROM d JOIN u ON u.webhook_id = d.webhook_id
 ), t AS (
     -- Only when set: an update that changes nothing would still write a new row version.
     UPDATE tasks SET callback_succeeded = NULL
@@ -443,7 +445,11 @@ SET state = 'sending', attempts = d.attempts + 1, lease_token = gen_random_uuid(
 FROM chosen, accounts a
 WHERE d.id = chosen.id AND a.id = d.account_id
 -- The payload is stored as the JSON text that is sent and signed: no decode, no re-encode.
-RETURNING d.id, d.task_id, d.account_id, d.trigger, d.target, d.host, d.payload, d.webhook_id, d.attempts, d.lease_token, d.created_at,
+-- A subquery, not a join: one primary-key probe per claimed row whatever the statistics
+-- of delivery_payloads say (a join may be planned as a scan of the whole table).
+RETURNING d.id, d.task_id, d.account_id, d.trigger, d.target, d.host,
+          (SELECT p.payload FROM delivery_payloads p WHERE p.delivery_id = d.id) AS payload,
+          d.webhook_id, d.attempts, d.lease_token, d.created_at,
           a.callback_auth_key_enc, a.signing_secret_enc,
           CASE WHEN a.old_secret_until > now() THEN a.old_signing_secret_enc END
               AS old_signing_secret_enc;
@@ -486,7 +492,10 @@ GROUP BY d.id
 ORDER BY d.id;
 
 -- name: latest_delivery_payload
-SELECT payload FROM deliveries WHERE task_id = $1 ORDER BY id DESC LIMIT 1;
+SELECT p.payload
+FROM deliveries d JOIN delivery_payloads p ON p.delivery_id = d.id
+WHERE d.task_id = $1
+ORDER BY d.id DESC LIMIT 1;
 
 -- name: queue_stats
 SELECT count(*) AS depth,
@@ -497,7 +506,8 @@ FROM deliveries
 WHERE state IN ('waiting', 'pending', 'sending');
 
 -- name: prune_finished_deliveries
--- Retention: finished deliveries (and, by cascade, their attempts) older than $1 days.
+-- Retention: finished deliveries (and, by cascade, their bodies and attempts) older than $1
+-- days.
 DELETE FROM deliveries
 WHERE state IN ('succeeded', 'failed') AND finished_at < now() - make_interval(days => $1);
 

@@ -30,10 +30,13 @@ def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
 async def _backlog(test_api: Api, pool: asyncpg.Pool, host: str, n: int) -> None:
     """n due deliveries to `host`, added after ANALYZE (the statistics say: almost none)."""
     await pool.execute(
-        """INSERT INTO deliveries (task_id, account_id, trigger, target, host, payload,
-                                   webhook_id)
-           SELECT task_id, account_id, trigger, target, $1, payload, 'msg_' || $1 || g
-           FROM (SELECT * FROM deliveries LIMIT 1) d, generate_series(1, $2) g""",
+        """WITH d AS (
+               INSERT INTO deliveries (task_id, account_id, trigger, target, host, webhook_id)
+               SELECT task_id, account_id, trigger, target, $1, 'msg_' || $1 || g
+               FROM (SELECT * FROM deliveries LIMIT 1) d, generate_series(1, $2) g
+               RETURNING id
+           )
+           INSERT INTO delivery_payloads (delivery_id, payload) SELECT id, '{}' FROM d""",
         host,
         n,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -427,6 +428,9 @@ async def test_retention_prunes_old_history(
         )
     )
     assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE task_id = $1", new_task) == 1
+    # Their bodies go with them; the kept delivery keeps its own.
+    bodies = await pool.fetch("SELECT payload FROM delivery_payloads")
+    assert [json.loads(b["payload"])["task_id"] for b in bodies] == [new_task]
 
 
 async def test_no_database_connection_is_held_during_http(

@@ -35,9 +35,9 @@ async def test_enqueue_never_scans_the_deliveries_table(test_api: Api, pool: asy
         KEPT,
     )
     await pool.execute(
-        """INSERT INTO deliveries (task_id, account_id, trigger, target, host, payload,
-                                   webhook_id, state)
-           SELECT 'kept' || g, account_id, trigger, target, host, payload, 'msg_kept' || g,
+        """INSERT INTO deliveries (task_id, account_id, trigger, target, host, webhook_id,
+                                   state)
+           SELECT 'kept' || g, account_id, trigger, target, host, 'msg_kept' || g,
                   CASE WHEN g % 30 = 0 THEN 'pending' ELSE 'succeeded' END
            FROM (SELECT * FROM deliveries LIMIT 1) d, generate_series(1, $1) g""",
         KEPT,

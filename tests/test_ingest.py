@@ -104,7 +104,9 @@ async def get_task(api: Api, task_id: str) -> dict[str, Any]:
 
 async def deliveries(pool: asyncpg.Pool, task_id: str | None = None) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        "SELECT * FROM deliveries WHERE $1::text IS NULL OR task_id = $1 ORDER BY id", task_id
+        "SELECT d.*, p.payload FROM deliveries d JOIN delivery_payloads p "
+        "ON p.delivery_id = d.id WHERE $1::text IS NULL OR task_id = $1 ORDER BY id",
+        task_id,
     )
     # The payload is stored as the exact JSON text sent; tests read it as JSON.
     return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]

@@ -29,7 +29,8 @@ Chat = Callable[..., Awaitable[Task]]
 
 async def callbacks_of(pool: asyncpg.Pool, task_id: str) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        "SELECT trigger, target, payload::jsonb AS payload FROM deliveries WHERE task_id = $1 "
+        "SELECT trigger, target, payload::jsonb AS payload FROM deliveries d "
+        "JOIN delivery_payloads p ON p.delivery_id = d.id WHERE task_id = $1 "
         "ORDER BY id",
         task_id,
     )

@@ -335,7 +335,8 @@ async def test_audit_from_the_page_sends_the_api_callback(
 
     async def last_payload(task_id: str) -> dict[str, Any]:
         row = await pool.fetchrow(
-            "SELECT trigger, payload::jsonb AS payload FROM deliveries WHERE task_id = $1 "
+            "SELECT trigger, payload::jsonb AS payload FROM deliveries d "
+            "JOIN delivery_payloads p ON p.delivery_id = d.id WHERE task_id = $1 "
             "ORDER BY id DESC LIMIT 1",
             task_id,
         )
@@ -404,7 +405,9 @@ async def test_resend_and_download_from_the_page(
     reply = await client.post(f"/tasks/{task['task_id']}/resend", {"csrf": await client.csrf()})
     assert reply.status == 303 and "done=resent" in reply.location
     rows = await pool.fetch(
-        "SELECT trigger, payload FROM deliveries WHERE task_id = $1 ORDER BY id", task["task_id"]
+        "SELECT trigger, payload FROM deliveries d JOIN delivery_payloads p "
+        "ON p.delivery_id = d.id WHERE task_id = $1 ORDER BY id",
+        task["task_id"],
     )
     assert [r["trigger"] for r in rows] == ["completed", "resend"]
     assert rows[0]["payload"] == rows[1]["payload"]
