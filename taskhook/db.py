@@ -50,15 +50,18 @@ _SERVER_SETTINGS = {
     "jit": "off",
 }
 # The dispatcher's claim connection (dispatcher/claims.py) runs one statement, the claim,
-# with two more settings. Without bitmap scans: a backlog grows faster than statistics
-# follow, and with a stale row estimate the planner prefers a bitmap scan of every due row
-# of a host plus a sort, which makes each claim cost O(backlog); without them it walks
-# deliveries_host_due_idx in order and stops at the host's share. Planned for its actual
-# parameters: its generic plan (LIMITs and per-host rooms unknown) costs several times
-# more per claimed row. As session settings they cost no round trip per claim.
+# with more settings. Without bitmap or sequential scans: a backlog grows faster than
+# statistics follow, and with a stale row estimate the planner prefers a bitmap scan of
+# every due row of a host plus a sort, or a sequential scan of deliveries to find the
+# chosen rows again for the UPDATE, which makes each claim cost O(backlog); without them
+# it walks deliveries_host_due_idx in order, stops at the host's share, and updates the
+# chosen rows through the primary key. Planned for its actual parameters: its generic plan
+# (LIMITs and per-host rooms unknown) costs several times more per claimed row. As session
+# settings they cost no round trip per claim.
 CLAIM_SETTINGS = {
     **_SERVER_SETTINGS,
     "enable_bitmapscan": "off",
+    "enable_seqscan": "off",
     "plan_cache_mode": "force_custom_plan",
 }
 
