@@ -300,12 +300,16 @@ $$;
 -- fenced by its lease token: a dispatcher whose lease was taken over writes nothing for
 -- that row and learns it from the ids returned. A task's callback_succeeded follows its
 -- latest delivery only (per-task order: at most one delivery of a task is in flight).
--- Before this function: BEGIN, the lock, the write and COMMIT, four round trips.
+-- Before this function: BEGIN, the lock, the write and COMMIT, four round trips. Its
+-- statements keep one generic plan that finds rows by key: a plan made while the table was
+-- small (a fresh database) scanned all of deliveries for every batch as it grew
+-- (test_outcome_writes_never_scan_the_whole_queue).
 CREATE OR REPLACE FUNCTION taskhook_record_attempts(
     p_task_ids text[], p_ids bigint[], p_lease_tokens uuid[], p_states text[],
     p_delays float8[], p_started_ats timestamptz[], p_durations int[],
     p_status_codes int[], p_errors text[], p_excerpts text[]
-) RETURNS SETOF bigint LANGUAGE plpgsql VOLATILE AS $$
+) RETURNS SETOF bigint LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 BEGIN
     PERFORM 1 FROM tasks WHERE tasks.id = ANY (p_task_ids) ORDER BY tasks.id FOR UPDATE;
     RETURN QUERY

@@ -5,6 +5,17 @@
 -- See store.run_filtered: this transaction plans each statement for its parameters.
 SET LOCAL plan_cache_mode = force_custom_plan;
 
+-- name: begin_generic_plans
+-- See store.generic_plans_transaction: a transaction whose statements reuse generic plans,
+-- begun in one round trip (two statements of the simple protocol).
+BEGIN; SET LOCAL plan_cache_mode = force_generic_plan;
+
+-- name: commit
+COMMIT;
+
+-- name: rollback
+ROLLBACK;
+
 -- name: server_token_key
 SELECT token_key FROM server_secrets WHERE id;
 

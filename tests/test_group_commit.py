@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from taskhook import events
+from taskhook import db, events
 from taskhook.receiver.group_commit import GroupCommitter
 from tests.conftest import Api
 
@@ -105,3 +105,28 @@ async def test_many_concurrent_requests_all_answered(
     assert statuses.count("applied") == 20  # one per task; the rest are repeats or rejected
     assert len(results) == 100
     assert await pool.fetchval("SELECT count(*) FROM deliveries") == 20
+
+
+async def test_groups_reuse_generic_plans(live: Api, pool: asyncpg.Pool, dsn: str) -> None:
+    """A group's statements run on generic plans, however few events it holds: under
+    PostgreSQL's `auto` mode a one-event group kept planning its batch statements anew
+    (custom plans), most of PostgreSQL's CPU at low rates."""
+    tasks = await _pending_tasks(live, 8)
+    own = await db.create_pool(dsn, min_size=1, max_size=1)  # every group on one session
+    committer = GroupCommitter(own, writers=1)
+    try:
+        for i, task_id in enumerate(tasks):  # one event a group, as at low rates
+            assert await committer.submit(_event(f"g{i}", task_id)) == [
+                {"event_id": f"g{i}", "status": "applied"}
+            ]
+        async with own.acquire() as conn:
+            plans = await conn.fetch(
+                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE (statement LIKE '%UPDATE tasks t%' OR statement LIKE '%INTO deliveries%') "
+                "AND statement NOT LIKE '%pg_prepared_statements%'"
+            )
+    finally:
+        await committer.close()
+        await own.close()
+    assert len(plans) == 2  # complete_tasks and enqueue_deliveries
+    assert all(p["custom_plans"] == 0 and p["generic_plans"] == len(tasks) for p in plans)

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from taskhook import events
+from taskhook import events, store
 from taskhook.db import DATABASE_DOWN
 from taskhook.logs import get_logger
 from taskhook.receiver.shedding import RETRY_AFTER_SECONDS, Overloaded
@@ -92,7 +92,7 @@ class GroupCommitter:
                 await self._commit_one_by_one(group)
 
     async def _commit(self, group: list[Item]) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, store.generic_plans_transaction(conn):
             results = await events.apply_groups(conn, [batch for batch, _ in group])
         for (_, future), result in zip(group, results, strict=True):
             if not future.done():
