@@ -35,8 +35,12 @@ UPDATE tasks SET status = 'completed', response = $2::jsonb,
 WHERE id = $1 RETURNING *
 """
 _INSERT_ONE = """
-INSERT INTO deliveries (task_id, account_id, trigger, target, host, payload, webhook_id)
-VALUES ($1, $2, 'completed', $3 || $1, '127.0.0.1', $4::jsonb, $5)
+WITH d AS (
+    INSERT INTO deliveries (task_id, account_id, trigger, target, host, webhook_id)
+    VALUES ($1, $2, 'completed', $3 || $1, '127.0.0.1', $5)
+    RETURNING id
+)
+INSERT INTO delivery_payloads (delivery_id, payload) SELECT id, $4::text FROM d
 """
 _UPDATE_MANY = """
 UPDATE tasks SET status = 'completed', response = $2::jsonb,
@@ -45,9 +49,15 @@ UPDATE tasks SET status = 'completed', response = $2::jsonb,
 FROM unnest($1::text[]) AS u(id) WHERE tasks.id = u.id
 """
 _INSERT_MANY = """
-INSERT INTO deliveries (task_id, account_id, trigger, target, host, payload, webhook_id)
-SELECT u.id, $2, 'completed', $3 || u.id, '127.0.0.1', u.payload::jsonb, u.webhook_id
-FROM unnest($1::text[], $4::text[], $5::text[]) AS u(id, payload, webhook_id)
+WITH u AS (
+    SELECT * FROM unnest($1::text[], $4::text[], $5::text[]) AS u(id, payload, webhook_id)
+), d AS (
+    INSERT INTO deliveries (task_id, account_id, trigger, target, host, webhook_id)
+    SELECT u.id, $2, 'completed', $3 || u.id, '127.0.0.1', u.webhook_id FROM u
+    RETURNING id, webhook_id
+)
+INSERT INTO delivery_payloads (delivery_id, payload)
+SELECT d.id, u.payload FROM d JOIN u USING (webhook_id)
 """
 
 Op = Callable[[int], Awaitable[int]]  # one operation of worker-local sequence n: events done
