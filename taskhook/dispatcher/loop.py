@@ -81,11 +81,10 @@ class Dispatcher:
         # long as a row held that long still has a whole attempt's time left on its lease.
         # Without claim-ahead every claimed row fits a free slot and starts at once.
         hold_limit = settings.lease_seconds - settings.total_timeout
-        self.held = Held(hold_limit if hold_limit > 0 else math.inf)
-        self.claim_cap = settings.per_host_concurrency * (2 if hold_limit > 0 else 1)
-        self.window = settings.dispatch_concurrency + (
-            settings.claim_batch if hold_limit > 0 else 0
-        )
+        ahead = hold_limit > 0
+        self.held = Held(hold_limit if ahead else math.inf)
+        self.claim_cap = settings.per_host_concurrency * (2 if ahead else 1)
+        self.window = settings.dispatch_concurrency + (settings.claim_batch if ahead else 0)
         self.slot_freed = asyncio.Event()  # set once `refill_at` slots freed since a claim
         self.freed = 0
         # Claiming again for every freed slot costs a claim (a round trip, and a turn of an
