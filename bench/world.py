@@ -8,6 +8,11 @@ line on stdin and reads one JSON reply per line on stdout. The first line out is
   /fail/<task_id>  answers 500 (a bad neighbour)
   /hang/<task_id>  never answers within the dispatcher's timeout (a bad neighbour)
   /ceil/<n>        answers 200 at once, counts only (the bare POST loop's target)
+
+The sink is a bare HTTP/1.1 responder on httptools' parser (uvicorn's), not aiohttp.web:
+the customer's endpoint runs on this machine's two cores only because the bench has no
+other machine, and every microsecond it spends is taken from taskhook and PostgreSQL.
+aiohttp.web cost ~73 µs a callback (0.35 core at 4,700 callbacks/s); this costs ~20.
 """
 
 from __future__ import annotations
@@ -23,12 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+import httptools
 
 from bench import common
 from bench.loadgen import closed_loop, open_loop
-
-HANG_SECONDS = 120.0  # longer than any dispatcher timeout; bounded so the process can end
 
 
 @dataclass
@@ -49,18 +52,18 @@ class Sink:
         self.counts.clear()
         self.wall = [0.0, 0.0]
 
-    async def handle(self, request: web.Request) -> web.Response:
-        kind, key = request.match_info["kind"], request.match_info["key"]
-        now = time.perf_counter()
-        await request.read()
+    def handle(self, kind: str, key: str, webhook_id: str, now: float) -> bytes | None:
+        """The response to a request whose headers arrived at `now` (None: never answer)."""
+        if kind not in KINDS or not key:
+            return NOT_FOUND
         self.counts[kind] += 1
         if kind == "hang":
-            await asyncio.sleep(HANG_SECONDS)
-        elif kind == "fail":
-            return web.Response(status=500, text="bench: failing on purpose")
-        elif kind == "cb":
-            self._record(key, request.headers.get("webhook-id", ""), now)
-        return web.Response()
+            return None
+        if kind == "fail":
+            return FAILED
+        if kind == "cb":
+            self._record(key, webhook_id, now)
+        return OK
 
     def _record(self, tid: str, webhook_id: str, now: float) -> None:
         if webhook_id in self.webhook_ids:
@@ -94,14 +97,65 @@ class Sink:
         return {**self.stats(), "complete": len(self.arrived) >= count}
 
 
-async def start_sink(sink: Sink) -> tuple[web.AppRunner, int]:
-    app = web.Application()
-    app.router.add_post("/{kind}/{key}", sink.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
-    await site.start()
-    return runner, int(runner.addresses[0][1])
+KINDS = frozenset({"cb", "fail", "hang", "ceil"})
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+FAILED = (
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 25\r\n\r\nbench: failing on purpose"
+)
+NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+
+
+class SinkProtocol(asyncio.Protocol):
+    """One keep-alive connection: parse each request, answer when its body is in (a /hang
+    request is never answered; the dispatcher's timeout closes the connection)."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.url = b""
+        self.webhook_id = b""
+        self.now = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            assert self.transport is not None
+            self.transport.close()
+
+    # httptools' callbacks
+    def on_message_begin(self) -> None:
+        self.url, self.webhook_id = b"", b""
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"webhook-id":
+            self.webhook_id = value
+
+    def on_headers_complete(self) -> None:
+        self.now = time.perf_counter()
+
+    def on_message_complete(self) -> None:
+        assert self.transport is not None
+        kind, _, key = self.url.decode().lstrip("/").partition("/")
+        answer = self.sink.handle(kind, key, self.webhook_id.decode(), self.now)
+        if answer is None:
+            return
+        self.transport.write(answer)
+        if not self.parser.should_keep_alive():
+            self.transport.close()
+
+
+async def start_sink(sink: Sink) -> tuple[asyncio.Server, int]:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SinkProtocol(sink), "127.0.0.1", 0, backlog=4096)
+    return server, int(server.sockets[0].getsockname()[1])
 
 
 async def _command(sink: Sink, cmd: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +184,7 @@ async def main() -> None:
     # (it sends "quit", or closes stdin when it dies).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sink = Sink()
-    runner, port = await start_sink(sink)
+    server, port = await start_sink(sink)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**24)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -145,7 +199,7 @@ async def main() -> None:
             except Exception as exc:  # reported to the orchestrator, which prints it
                 _reply({"error": f"{type(exc).__name__}: {exc}"})
     finally:
-        await runner.cleanup()
+        server.close()
 
 
 if __name__ == "__main__":
