@@ -402,7 +402,7 @@ SELECT d.id FROM d CROSS JOIN n ORDER BY d.id;
 -- needs: no bitmap scans, planned for the actual parameters.
 -- Claims up to $1 due deliveries under a lease of $2 seconds. Each host gets at most its
 -- room: $3 (the per-host cap) less what this dispatcher already has in flight there ($4
--- hosts, $5 counts); paused hosts get none. A claimed row's next_attempt_at is its lease
+-- hosts, $5 counts; $6 for every host not listed); paused hosts get none. A claimed row's next_attempt_at is its lease
 -- end, so one due test also re-picks expired leases. Per-task order needs no test here: a
 -- later delivery of a task is 'waiting' until the earlier one ends.
 --
@@ -420,11 +420,11 @@ WITH RECURSIVE hosts (host) AS (
     FROM hosts h
     WHERE h.host IS NOT NULL
 ), open_hosts AS (
-    SELECT h.host, $3 - coalesce(b.busy, 0) AS room
+    SELECT h.host, $3 - coalesce(b.busy, $6::int) AS room
     FROM hosts h LEFT JOIN unnest($4::text[], $5::int[]) AS b (host, busy) USING (host)
     WHERE h.host IS NOT NULL
       AND h.host <> ALL (ARRAY(SELECT p.host FROM host_pauses p WHERE p.paused_until > now()))
-      AND $3 - coalesce(b.busy, 0) > 0
+      AND $3 - coalesce(b.busy, $6::int) > 0
 ), shares AS (
     -- Twice an even split, so hosts with fewer due rows than their share leave room for
     -- the others; at most about 2 x $1 rows are locked in all.

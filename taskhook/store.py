@@ -473,13 +473,21 @@ async def claim_deliveries(
     lease_seconds: float,
     per_host: int,
     busy: dict[str, int] | None = None,
+    unlisted: int = 0,
 ) -> list[Claimed]:
-    """Up to `limit` due deliveries, at most `per_host` less `busy[host]` for each host,
-    with their account's secrets decrypted. One statement, one round trip; the dispatcher
-    runs it on a connection with db.CLAIM_SETTINGS (its plan depends on them)."""
+    """Up to `limit` due deliveries, at most `per_host` less `busy[host]` for each host
+    (less `unlisted` for a host not in `busy`), with their account's secrets decrypted.
+    One statement, one round trip; the dispatcher runs it on a connection with
+    db.CLAIM_SETTINGS (its plan depends on them)."""
     busy = busy or {}
     rows = await conn.fetch(
-        queries["claim_deliveries"], limit, lease_seconds, per_host, list(busy), list(busy.values())
+        queries["claim_deliveries"],
+        limit,
+        lease_seconds,
+        per_host,
+        list(busy),
+        list(busy.values()),
+        unlisted,
     )
     return [
         Claimed(

@@ -87,7 +87,7 @@ async def test_claim_reads_about_its_limit_not_the_backlog(
     backlog."""
     await _seed(test_api, pool)
     await _backlog(test_api, pool, "a.example", BACKLOG)
-    nodes = await _explain(claims, 100, 60, 1000, [], [])
+    nodes = await _explain(claims, 100, 60, 1000, [], [], 0)
     scans = _host_scans(nodes)
     types = {n["Node Type"] for n in nodes}
     assert scans and all(n["Node Type"] in ("Index Scan", "Index Only Scan") for n in scans)
@@ -108,7 +108,7 @@ async def test_a_host_at_its_cap_costs_nothing(
     await _seed(test_api, pool)
     await _backlog(test_api, pool, "stuck.example", BACKLOG)
     await _backlog(test_api, pool, "b.example", 10)
-    nodes = await _explain(claims, 100, 60, 200, ["stuck.example"], [200])
+    nodes = await _explain(claims, 100, 60, 200, ["stuck.example"], [200], 0)
     rows_read = sum(n["Actual Rows"] * n.get("Actual Loops", 1) for n in _host_scans(nodes))
     assert rows_read < 100, rows_read
     claimed = await store.claim_deliveries(claims, SECRET_BOX, 100, 60, 200, {"stuck.example": 200})
@@ -127,6 +127,23 @@ async def test_each_host_gets_at_most_its_room(
     hosts = [d.host for d in claimed]
     assert hosts.count("a.example") == 3
     assert hosts.count("b.example") == 10
+    assert hosts.count("127.0.0.1") == 1
+
+
+async def test_a_host_not_listed_gets_the_room_left_by_the_unlisted_count(
+    test_api: Api, pool: asyncpg.Pool, claims: asyncpg.Connection
+) -> None:
+    """A claim beside another passes what that one may take of any host it does not list
+    (taskhook/dispatcher/claims.py): room = cap - unlisted for those hosts."""
+    await _seed(test_api, pool)
+    await _backlog(test_api, pool, "a.example", 50)
+    await _backlog(test_api, pool, "b.example", 50)
+    claimed = await store.claim_deliveries(
+        claims, SECRET_BOX, 100, 60, 10, {"a.example": 7}, unlisted=4
+    )
+    hosts = [d.host for d in claimed]
+    assert hosts.count("a.example") == 3
+    assert hosts.count("b.example") == 6
     assert hosts.count("127.0.0.1") == 1
 
 

@@ -496,14 +496,15 @@ async def _leased(pool: asyncpg.Pool) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM deliveries WHERE state = 'sending'"))
 
 
-async def test_a_host_at_its_cap_has_one_more_cap_claimed_ahead_and_handed_back_at_stop(
+async def test_a_host_at_its_cap_has_two_more_caps_claimed_ahead_and_handed_back_at_stop(
     test_api: Api, sink: tuple[Sink, str], pool: asyncpg.Pool, dsn: str
 ) -> None:
     """A claim round trip is slower than a busy host frees its slots, so rows are claimed
-    ahead and held: the host still sees only its cap, and the held rows go back unsent,
-    their attempt not counted, the moment the dispatcher stops."""
+    ahead and held (two caps: one claim's worth held, one in flight beside): the host
+    still sees only its cap, and the held rows go back unsent, their attempt not counted,
+    the moment the dispatcher stops."""
     receiver, url = sink
-    for i in range(6):
+    for i in range(10):
         await completed_task(test_api, f"{url}/hang/{i}")
     stop = asyncio.Event()
     dispatcher = Dispatcher(
@@ -514,15 +515,106 @@ async def test_a_host_at_its_cap_has_one_more_cap_claimed_ahead_and_handed_back_
     running = asyncio.create_task(dispatcher.run(stop))
     try:
         await receiver.wait_for(lambda: len(receiver.received) == 2)
-        await until(lambda: _eq(_leased(pool), 4))  # 2 sending, 2 held
+        await until(lambda: _eq(_leased(pool), 6))  # 2 sending, 4 held
         await asyncio.sleep(0.3)
-        assert len(receiver.received) == 2 and await _leased(pool) == 4
+        assert len(receiver.received) == 2 and await _leased(pool) == 6
     finally:
         stop.set()
         await asyncio.wait_for(running, 15)
     # Held rows and the two cancelled mid-send alike: due again, no attempt counted.
     rows = await pool.fetch("SELECT state, attempts FROM deliveries")
-    assert [(r["state"], r["attempts"]) for r in rows] == [("pending", 0)] * 6
+    assert [(r["state"], r["attempts"]) for r in rows] == [("pending", 0)] * 10
+
+
+def _slow_claims(monkeypatch: Any) -> list[int]:
+    """store.claim_deliveries made 50 ms slower (as under load), recording how many claims
+    were in flight as each began."""
+    from taskhook import store
+
+    real = store.claim_deliveries
+    in_flight: list[int] = [0]
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        in_flight[0] += 1
+        in_flight.append(in_flight[0])
+        try:
+            await asyncio.sleep(0.05)
+            return await real(*args, **kwargs)
+        finally:
+            in_flight[0] -= 1
+
+    monkeypatch.setattr(store, "claim_deliveries", slow)
+    return in_flight
+
+
+async def test_a_backlog_is_claimed_two_claims_at_a_time(
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start, monkeypatch: Any
+) -> None:
+    """While claims come back full, the next claim runs beside the awaited one (one claim
+    at a time capped a drain at what one claim's latency allows); each callback is still
+    sent once."""
+    in_flight = _slow_claims(monkeypatch)
+    receiver, url = sink
+    for i in range(30):
+        await completed_task(test_api, f"{url}/ok/b{i}")
+    await run_dispatcher(
+        claim_batch=5, per_host_concurrency=10, poll_interval=30, lease_seconds=60, total_timeout=5
+    )
+    await receiver.wait_for(lambda: len(receiver.received) >= 30)
+    await asyncio.sleep(0.2)
+    assert sorted(r.path for r in receiver.received) == sorted(f"/ok/b{i}" for i in range(30))
+    assert max(in_flight[1:]) == 2
+
+
+async def test_a_claim_in_flight_at_stop_has_its_rows_handed_back(
+    test_api: Api, sink: tuple[Sink, str], pool: asyncpg.Pool, dsn: str, monkeypatch: Any
+) -> None:
+    """A stop while two claims run: the rows of both come back due at once, unsent and no
+    attempt counted, instead of waiting out their leases."""
+    in_flight = _slow_claims(monkeypatch)
+    receiver, url = sink
+    for i in range(40):
+        await completed_task(test_api, f"{url}/slow/{i}")
+    stop = asyncio.Event()
+    settings = dispatcher_settings(
+        claim_batch=5, per_host_concurrency=10, lease_seconds=60, total_timeout=5
+    )
+    running = asyncio.create_task(Dispatcher(pool, dsn, settings).run(stop))
+    try:
+        await until(lambda: _eq(asyncio.sleep(0, max(in_flight[1:], default=0)), 2))
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 15)
+    rows = await pool.fetch("SELECT state, attempts FROM deliveries")
+    assert {r["state"] for r in rows} <= {"pending", "succeeded"}
+    assert all(r["attempts"] == (r["state"] == "succeeded") for r in rows)
+    assert sum(r["state"] == "succeeded" for r in rows) == len(receiver.received)
+
+
+async def test_a_claim_beside_another_leaves_it_the_room_it_may_take(
+    test_api: Api,
+    sink: tuple[Sink, str],
+    pool: asyncpg.Pool,
+    run_dispatcher: Start,
+    monkeypatch: Any,
+) -> None:
+    """Two claims in flight at once count each other's share: a host whose room one claim
+    may fill gets nothing from the other, so no more than its claim cap (three caps) is
+    ever leased to one dispatcher."""
+    in_flight = _slow_claims(monkeypatch)
+    receiver, url = sink
+    for i in range(20):
+        await completed_task(test_api, f"{url}/hang/{i}")
+    await run_dispatcher(claim_batch=3, per_host_concurrency=2, total_timeout=20, lease_seconds=60)
+    await receiver.wait_for(lambda: len(receiver.received) == 2)
+
+    async def claimed_ahead() -> bool:
+        return await _leased(pool) >= 6
+
+    await until(claimed_ahead)
+    await asyncio.sleep(0.5)
+    assert max(in_flight[1:]) == 2  # the claims did overlap
+    assert await _leased(pool) == 6 and len(receiver.received) == 2
 
 
 async def test_a_row_held_past_its_lease_budget_is_handed_back_not_sent_late(

@@ -1,16 +1,63 @@
-"""The claim's own connection: claims are the dispatcher's hottest statement, and on a
-connection of their own they run as one statement in one round trip, planned with the
-settings they need (db.CLAIM_SETTINGS) instead of SET LOCAL inside a transaction (four
-round trips; each waits its turn in an event loop busy with callbacks)."""
+"""The claims' own connections, and the room a claim may take while another is in flight.
+
+Claims are the dispatcher's hottest statement. On connections of their own they run as
+one statement in one round trip, planned with the settings they need (db.CLAIM_SETTINGS)
+instead of SET LOCAL inside a transaction (four round trips; each waits its turn in an
+event loop busy with callbacks).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
+from dataclasses import dataclass, field
 
 import asyncpg
 
 from taskhook import db
+from taskhook.delivery import Claimed
+
+
+@dataclass
+class ClaimRun:
+    """One claim: what it asked for, the per-host counts its rooms were computed from
+    (`unlisted` for any host not in `busy`), and the query in flight."""
+
+    conn: ClaimConnection
+    asked: int
+    busy: dict[str, int]
+    unlisted: int = 0
+    task: asyncio.Future[list[Claimed]] = field(init=False)
+
+    def most_taken(self, host: str | None, cap: int) -> int:
+        """The most rows of `host` (None: of a host not in `busy`) this claim can come
+        back with."""
+        busy = self.unlisted if host is None else self.busy.get(host, self.unlisted)
+        return max(0, min(self.asked, cap - busy))
+
+    def has_room(self, cap: int) -> bool:
+        """Whether this claim can take anything at all."""
+        return self.asked > 0 and (self.unlisted < cap or any(n < cap for n in self.busy.values()))
+
+    def room_ran_out(self, claimed: list[Claimed], cap: int) -> bool:
+        """Whether a host's room limited this claim: its count when the claim ran, plus
+        what the claim took, reached the cap (so due rows may be left behind)."""
+        if self.unlisted >= cap:  # no host outside `busy` had any room
+            return True
+        taken = Counter(d.host for d in claimed)
+        busy = self.busy
+        return any(busy.get(h, 0) + taken[h] >= cap for h in busy.keys() | taken.keys())
+
+
+def reserve(busy: dict[str, int], other: ClaimRun, cap: int) -> tuple[dict[str, int], int]:
+    """`busy` plus the most `other` (a claim still in flight) can take from each host: the
+    per-host counts, and the count for unlisted hosts, of a claim that runs beside it.
+    Without this both claims would fill the same room, and a host would have twice its
+    claim cap leased to this dispatcher."""
+    hosts = busy.keys() | other.busy.keys()
+    counts = {h: busy.get(h, 0) + other.most_taken(h, cap) for h in hosts}
+    return counts, other.most_taken(None, cap)
 
 
 class ClaimConnection:

@@ -2,8 +2,9 @@
 
 A claim is a round trip that waits behind the event loop's callbacks (10-25 ms under
 load), and a host at its cap empties its slots faster than that: claiming only into free
-slots left the pipe empty for most of each claim. So the loop claims up to one more cap's
-worth per host ahead, holds those rows here, and starts them the moment slots free.
+slots left the pipe empty for most of each claim. So the loop claims up to two more caps'
+worth per host ahead (one claim's rows held, one claim in flight beside the awaited one),
+holds those rows here, and starts them the moment slots free.
 
 A held row keeps its lease, so it must start early enough for its whole attempt to end
 within the lease: one held longer than `limit` seconds is handed back instead of sent
