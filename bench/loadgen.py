@@ -11,16 +11,17 @@ omission).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import aiohttp
+from urllib.parse import urlsplit
 
 from bench.common import Signer, events_body, latency_summary, task_id
+from bench.httpclient import Client
 
 REQUEST_TIMEOUT = 60.0  # seconds; a request that takes longer counts as an error
 WARM_FRACTION = 0.2  # the first 20 % of an open-loop window is left out of delivered/s
@@ -31,27 +32,36 @@ def healthy(index: int) -> bool:
     return index % 10 >= 2
 
 
-def _session(connections: int) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=connections),
-        timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
-    )
+@dataclass
+class Target:
+    """One receiver's events URL, with the connections to it."""
+
+    client: Client
+    path: str
 
 
-async def _post(
-    session: aiohttp.ClientSession, url: str, signer: Signer, tids: list[str], errors: Counter[str]
-) -> int:
+@contextlib.asynccontextmanager
+async def _targets(urls: list[str], connections: int) -> AsyncIterator[list[Target]]:
+    targets = [Target(Client(url, connections), urlsplit(url).path) for url in urls]
+    try:
+        yield targets
+    finally:
+        for t in targets:
+            t.client.close()
+
+
+async def _post(target: Target, signer: Signer, tids: list[str], errors: Counter[str]) -> int:
     """POST one signed request; the number of events the service applied."""
     body = events_body(tids)
     headers = signer.headers(body)
     try:
-        async with session.post(url, data=body.encode(), headers=headers) as resp:
-            data = await resp.read()
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        async with asyncio.timeout(REQUEST_TIMEOUT):
+            status, data = await target.client.post(target.path, body.encode(), headers)
+    except (OSError, TimeoutError) as exc:
         errors[type(exc).__name__] += 1
         return 0
-    if resp.status != 200:
-        errors[f"http_{resp.status}"] += 1
+    if status != 200:
+        errors[f"http_{status}"] += 1
         return 0
     applied = data.count(b'"applied"')
     if applied < len(tids):
@@ -76,20 +86,20 @@ async def closed_loop(
     state = {"next": 0, "applied": 0, "requests": 0}
     deadline = time.perf_counter() + duration
 
-    async def worker(session: aiohttp.ClientSession, url: str) -> None:
+    async def worker(target: Target) -> None:
         while time.perf_counter() < deadline and state["next"] < count:
             first = state["next"]
             state["next"] = min(count, first + batch)
             tids = [task_id(prefix, i) for i in range(first, state["next"])]
             began = time.perf_counter()
-            applied = await _post(session, url, signer, tids, errors)
+            applied = await _post(target, signer, tids, errors)
             state["applied"] += applied  # after the await: `+= await` would lose updates
             latencies.append(time.perf_counter() - began)
             state["requests"] += 1
 
-    async with _session(concurrency) as session:
+    async with _targets(urls, concurrency) as targets:
         began = time.perf_counter()
-        await asyncio.gather(*(worker(session, urls[w % len(urls)]) for w in range(concurrency)))
+        await asyncio.gather(*(worker(targets[w % len(targets)]) for w in range(concurrency)))
         elapsed = time.perf_counter() - began
     return {
         "elapsed_s": round(elapsed, 3),
@@ -145,14 +155,14 @@ async def open_loop(
     signer = Signer(secret)
     pending: set[asyncio.Task[None]] = set()
 
-    async def send(session: aiohttp.ClientSession, i: int) -> None:
-        if await _post(session, urls[i % len(urls)], signer, [run.tids[i]], run.errors):
-            run.acked[i] = time.perf_counter()
+    async with _targets(urls, connections) as targets:
 
-    async with _session(connections) as session:
+        async def send(i: int) -> None:
+            if await _post(targets[i % len(targets)], signer, [run.tids[i]], run.errors):
+                run.acked[i] = time.perf_counter()
 
         def fire(i: int) -> None:
-            task = asyncio.create_task(send(session, i))
+            task = asyncio.create_task(send(i))
             pending.add(task)
             task.add_done_callback(pending.discard)
 
