@@ -51,3 +51,6 @@ def test_room_ran_out_when_a_host_reached_its_cap_or_no_other_host_had_room() ->
     assert run.room_ran_out(_claimed("a", "a"), CAP)  # 4 + 2 = the cap
     assert not run.room_ran_out(_claimed("a", "b"), CAP)
     assert ClaimRun(CONN, asked=10, busy={}, unlisted=6).room_ran_out([], CAP)
+    beside = ClaimRun(CONN, asked=10, busy={"a": 1}, unlisted=4)
+    assert beside.room_ran_out(_claimed("b", "b"), CAP)  # b had 6 - 4 = 2 rows of room
+    assert not beside.room_ran_out(_claimed("b"), CAP)

@@ -46,8 +46,8 @@ class ClaimRun:
         if self.unlisted >= cap:  # no host outside `busy` had any room
             return True
         taken = Counter(d.host for d in claimed)
-        busy = self.busy
-        return any(busy.get(h, 0) + taken[h] >= cap for h in busy.keys() | taken.keys())
+        busy, unlisted = self.busy, self.unlisted
+        return any(busy.get(h, unlisted) + taken[h] >= cap for h in busy.keys() | taken.keys())
 
 
 def reserve(busy: dict[str, int], other: ClaimRun, cap: int) -> tuple[dict[str, int], int]:
