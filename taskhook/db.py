@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +14,7 @@ import asyncpg
 
 from taskhook import jsoncodec
 from taskhook.logs import get_logger
+from taskhook.queries import queries
 from taskhook.settings import Settings
 
 log = get_logger(__name__)
@@ -37,6 +40,7 @@ DATABASE_DOWN = (
 
 # Serializes concurrent `migrate` runs from replicas starting together.
 _MIGRATE_LOCK_ID = 0x7A5B_400C
+MIGRATE_ATTEMPTS = 5  # a deadlock with running processes' statements is retried this often
 
 _SERVER_SETTINGS = {
     "application_name": "taskhook",
@@ -141,9 +145,35 @@ async def open_pool(settings: Settings, dsn: str) -> AsyncIterator[asyncpg.Pool]
 
 
 async def migrate(conn: asyncpg.Connection) -> None:
-    """Apply schema.sql idempotently, one replica at a time."""
+    """Apply schema.sql idempotently, one replica at a time, unless the database already
+    has this very schema (then nothing is locked). A deadlock with the running processes'
+    statements (the script's DDL locks tables they use) is retried: the script is
+    idempotent, and the deadlock's other side goes on once this attempt is rolled back."""
     sql = schema_path().read_text()
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATE_LOCK_ID)
-        await conn.execute(sql)
-    log.info("schema.applied", path=str(schema_path()))
+    digest = hashlib.sha256(sql.encode()).hexdigest()
+    if await _applied_digest(conn) == digest:
+        log.info("schema.current", digest=digest[:12])
+        return
+    for attempt in range(1, MIGRATE_ATTEMPTS + 1):
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATE_LOCK_ID)
+                if await _applied_digest(conn) != digest:  # not applied by another meanwhile
+                    await conn.execute(sql)
+                    await conn.execute(queries["record_schema_digest"], digest)
+            break
+        except asyncpg.DeadlockDetectedError:
+            if attempt == MIGRATE_ATTEMPTS:
+                raise
+            log.warning("schema.deadlock_retried", attempt=attempt, exc_info=True)
+            await asyncio.sleep(0.1 * attempt)
+    log.info("schema.applied", path=str(schema_path()), digest=digest[:12])
+
+
+async def _applied_digest(conn: asyncpg.Connection) -> str | None:
+    """The digest recorded by the last migrate; None before the first (no table yet)."""
+    try:
+        async with conn.transaction():  # a missing table must not abort an outer transaction
+            return await conn.fetchval(queries["applied_schema_digest"])  # type: ignore[no-any-return]
+    except asyncpg.UndefinedTableError:
+        return None

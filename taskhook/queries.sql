@@ -16,6 +16,13 @@ COMMIT;
 -- name: rollback
 ROLLBACK;
 
+-- name: applied_schema_digest
+SELECT digest FROM schema_state WHERE id;
+
+-- name: record_schema_digest
+INSERT INTO schema_state (id, digest) VALUES (true, $1)
+ON CONFLICT (id) DO UPDATE SET digest = EXCLUDED.digest, applied_at = now();
+
 -- name: server_token_key
 SELECT token_key FROM server_secrets WHERE id;
 

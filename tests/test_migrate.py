@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 
 import asyncpg
@@ -27,6 +29,7 @@ async def test_bodies_stored_in_deliveries_move_to_delivery_payloads(
         "FROM delivery_payloads p WHERE p.delivery_id = d.id"
     )
     await pool.execute("DELETE FROM delivery_payloads")
+    await pool.execute("DELETE FROM schema_state")  # it recorded no digest of this schema
     before = await pool.fetchval("SELECT payload::text FROM deliveries")
     conn = await asyncpg.connect(dsn)
     try:
@@ -41,3 +44,60 @@ async def test_bodies_stored_in_deliveries_move_to_delivery_payloads(
     finally:
         await conn.close()
     assert json.loads(before)["task_id"] == task["task_id"]
+
+
+async def _in_traffic(dsn: str, *locks: str) -> asyncpg.Connection:
+    """A connection inside a transaction holding what running processes' statements hold
+    (ROW EXCLUSIVE: any INSERT, UPDATE or DELETE) on `locks`."""
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("BEGIN")
+    for table in locks:
+        await conn.execute(f"LOCK TABLE {table} IN ROW EXCLUSIVE MODE")
+    return conn
+
+
+async def test_a_start_against_the_current_schema_takes_no_table_lock(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    """A replica starting beside running ones (whose transactions hold row locks) finds the
+    schema current and returns at once: the script's CREATE INDEX IF NOT EXISTS would wait
+    for every open write transaction of its table, and could deadlock with them."""
+    traffic = await _in_traffic(dsn, "deliveries", "tasks")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await asyncio.wait_for(db.migrate(conn), 5)
+    finally:
+        await conn.close()
+        await traffic.close()
+
+
+async def test_a_migration_deadlocked_with_running_statements_is_retried(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    """An upgrade's script locks tables one after another; a running transaction that
+    holds a table the script reaches late and then asks for one the script already holds
+    is a deadlock, and PostgreSQL ends one side. If that is the migration, it is tried
+    again (the script is idempotent) once the other side went on."""
+    await pool.execute("UPDATE schema_state SET digest = 'an earlier version'")
+    traffic = await _in_traffic(dsn, "web_sessions")  # the script's last CREATE INDEX
+    conn = await asyncpg.connect(dsn)
+    migrating = asyncio.create_task(db.migrate(conn))
+    try:
+        # The script holds api_keys (its first CREATE INDEX) and waits for web_sessions.
+        async with asyncio.timeout(10):
+            while not await pool.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = $1",
+                conn.get_server_pid(),
+            ):
+                await asyncio.sleep(0.05)
+        # The running transaction now wants api_keys: a cycle. The migration waited first,
+        # so its deadlock check (after deadlock_timeout, 1 s) finds the cycle and ends it.
+        await traffic.execute("LOCK TABLE api_keys IN ROW EXCLUSIVE MODE")
+        await traffic.execute("COMMIT")
+        await asyncio.wait_for(migrating, 15)
+    finally:
+        migrating.cancel()
+        await conn.close()
+        await traffic.close()
+    digest = await pool.fetchval("SELECT digest FROM schema_state")
+    assert digest == hashlib.sha256(db.schema_path().read_bytes()).hexdigest()
