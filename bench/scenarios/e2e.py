@@ -109,6 +109,9 @@ async def open_loop_step(
     finally:
         window.cancel()  # nothing to do once it is done; no orphan task on errors
     result["cpu"] = meter.stop()
+    for p in procs:  # a dispatcher that died would leave its share to the other unnoticed
+        if not p.alive():
+            raise RuntimeError(f"{p.name} exited during the {rate}/s step:\n{p.log_tail()}")
     result["queue_depth_after"] = await seed.queue_depth(conn)
     result.update(judge(result))
     return result
