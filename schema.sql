@@ -236,6 +236,12 @@ ALTER TABLE deliveries SET (autovacuum_vacuum_scale_factor = 0.0,
 CREATE INDEX IF NOT EXISTS deliveries_host_due_idx
     ON deliveries (host, next_attempt_at, id) WHERE state IN ('pending', 'sending');
 DROP INDEX IF EXISTS deliveries_due_idx;
+-- Deliveries waiting behind an earlier one of their task: few, counted for the metrics.
+CREATE INDEX IF NOT EXISTS deliveries_waiting_idx
+    ON deliveries (task_id) WHERE state = 'waiting';
+-- Retention prunes finished deliveries oldest first (store.prune), through this range.
+CREATE INDEX IF NOT EXISTS deliveries_finished_idx
+    ON deliveries (finished_at) WHERE finished_at IS NOT NULL;
 -- Per-task listing and the per-task order rule (earlier unfinished delivery first).
 CREATE INDEX IF NOT EXISTS deliveries_task_idx ON deliveries (task_id, id);
 
@@ -302,16 +308,16 @@ $$;
 -- fenced by its lease token: a dispatcher whose lease was taken over writes nothing for
 -- that row and learns it from the ids returned. A task's callback_succeeded follows its
 -- latest delivery only (per-task order: at most one delivery of a task is in flight).
--- Before this function: BEGIN, the lock, the write and COMMIT, four round trips. Its
--- statements keep one generic plan that finds rows by key: a plan made while the table was
--- small (a fresh database) scanned all of deliveries for every batch as it grew
--- (test_outcome_writes_never_scan_the_whole_queue).
+-- One round trip instead of four (BEGIN, the lock, the write, COMMIT). Its statements keep
+-- one generic plan each, made under the session's pinned planner settings (db.PINNED_PLANS)
+-- and written so that the only index serving each lookup is the intended one
+-- (tests/test_hot_plans.py).
 CREATE OR REPLACE FUNCTION taskhook_record_attempts(
     p_task_ids text[], p_ids bigint[], p_lease_tokens uuid[], p_states text[],
     p_delays float8[], p_started_ats timestamptz[], p_durations int[],
     p_status_codes int[], p_errors text[], p_excerpts text[]
 ) RETURNS SETOF bigint LANGUAGE plpgsql VOLATILE
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     PERFORM 1 FROM tasks WHERE tasks.id = ANY (p_task_ids) ORDER BY tasks.id FOR UPDATE;
     RETURN QUERY
@@ -329,7 +335,10 @@ BEGIN
             lease_token = NULL, lease_until = NULL,
             finished_at = CASE WHEN o.state IN ('succeeded', 'failed') THEN now() END
         FROM o
-        WHERE deliveries.id = o.id AND deliveries.lease_token = o.lease_token
+        -- = ANY: each row is a primary-key probe, whatever size the table is believed to
+        -- have (joined to o alone, a plan that believes it small walks all of it).
+        WHERE deliveries.id = ANY (p_ids)
+          AND deliveries.id = o.id AND deliveries.lease_token = o.lease_token
         RETURNING deliveries.id, deliveries.task_id, deliveries.attempts, o.state, o.started_at,
                   o.duration_ms, o.status_code, o.error, o.excerpt
     ), a AS (
@@ -340,15 +349,24 @@ BEGIN
     ), t AS (
         UPDATE tasks SET callback_succeeded = (d.state = 'succeeded')
         FROM d
-        WHERE tasks.id = d.task_id AND d.state IN ('succeeded', 'failed')
-          AND NOT EXISTS (SELECT 1 FROM deliveries later
-                          WHERE later.task_id = d.task_id AND later.id > d.id)
+        WHERE tasks.id = ANY (p_task_ids) AND tasks.id = d.task_id AND d.state IN ('succeeded', 'failed')
+          -- d is the task's latest delivery. Counted with a FILTER, so that the only index
+          -- serving the count is deliveries_task_idx: "later.id > d.id" as a condition is
+          -- also a range of the primary key, all of which follows an old delivery.
+          AND (SELECT count(*) FILTER (WHERE later.id > d.id) FROM deliveries later
+               WHERE later.task_id = d.task_id) = 0
     ), next_up AS (
         -- The finished delivery's successor (the task's oldest waiting one) becomes due.
         UPDATE deliveries SET state = 'pending', next_attempt_at = now()
-        WHERE id IN (SELECT (SELECT min(w.id) FROM deliveries w
-                             WHERE w.task_id = d.task_id AND w.state = 'waiting')
-                     FROM d WHERE d.state IN ('succeeded', 'failed'))
+        -- min() with a FILTER: a plain min() may be answered by walking the primary key
+        -- in order until a row of this task turns up (a plan made on a small table picks
+        -- that and keeps it as the table grows); with the FILTER, the only index that
+        -- serves the query is deliveries_task_idx, and the task's few deliveries are read.
+        -- = ANY (ARRAY(...)), not IN: a primary-key probe per successor, where a join to
+        -- d may walk the whole table under a plan that believes it small.
+        WHERE id = ANY (ARRAY(SELECT (SELECT min(w.id) FILTER (WHERE w.state = 'waiting')
+                                      FROM deliveries w WHERE w.task_id = d.task_id)
+                              FROM d WHERE d.state IN ('succeeded', 'failed')))
     )
     SELECT d.id FROM d;
 END

@@ -42,32 +42,37 @@ DATABASE_DOWN = (
 _MIGRATE_LOCK_ID = 0x7A5B_400C
 MIGRATE_ATTEMPTS = 5  # a deadlock with running processes' statements is retried this often
 
+# Every taskhook session plans with index scans and nested loops only: no sequential or
+# bitmap scans, no hash or merge joins. taskhook's statements find their rows by key or by
+# an index range (the task, its deliveries, the due rows of a host), and that plan is the
+# right one at any table size; but the planner picks it only when it believes the table is
+# large. Statistics lag behind a table that grows (analyzed while empty, loaded since), and
+# a plan cached while a table was small (prepared statements, plpgsql functions, the
+# foreign-key checks' own queries) stays a scan of the whole table as it grows. As session
+# settings these also reach the statements inside functions and triggers, and cost no
+# round trip. tests/test_hot_plans.py reads the rows each hot path touches.
+PINNED_PLANS = {
+    "enable_seqscan": "off",
+    "enable_bitmapscan": "off",
+    "enable_hashjoin": "off",
+    "enable_mergejoin": "off",
+}
 _SERVER_SETTINGS = {
     "application_name": "taskhook",
     # plan_cache_mode stays `auto`: prepared hot-path statements (ingest groups, claims,
-    # outcome writes) reuse a generic plan instead of planning each time, which cost more
-    # PostgreSQL CPU than running them at low rates. The filter queries, whose generic plan
-    # cannot use an index, plan per call (store.run_filtered).
+    # outcome writes) reuse a generic plan instead of planning each time. The filter
+    # queries plan per call (store.run_filtered), for the filters actually given.
     # JIT compiles a plan whose estimated cost is high, e.g. a claim whose row estimate is
-    # the whole backlog: ~25 ms of compiling to read 200 rows. Nothing here runs long
-    # enough to win it back.
+    # the whole backlog. Nothing here runs long enough to win the compile time back.
     "jit": "off",
+    **PINNED_PLANS,
 }
 # The dispatcher's claim connection (dispatcher/claims.py) runs one statement, the claim,
-# with more settings. Without bitmap or sequential scans: a backlog grows faster than
-# statistics follow, and with a stale row estimate the planner prefers a bitmap scan of
-# every due row of a host plus a sort, or a sequential scan of deliveries to find the
-# chosen rows again for the UPDATE, which makes each claim cost O(backlog); without them
-# it walks deliveries_host_due_idx in order, stops at the host's share, and updates the
-# chosen rows through the primary key. Planned once and reused (a generic plan): planning
-# the claim cost PostgreSQL more than running it (0.75 against 0.3 ms at 500 events/s); the
+# planned once and reused (a generic plan): planning it cost more than running it. The
 # claim is written so that its plan does not depend on the LIMITs and rooms it does not
-# know (tests/test_claim_plan.py examines that plan). As session settings they cost no
-# round trip per claim.
+# know (tests/test_claim_plan.py examines that plan).
 CLAIM_SETTINGS = {
     **_SERVER_SETTINGS,
-    "enable_bitmapscan": "off",
-    "enable_seqscan": "off",
     "plan_cache_mode": "force_generic_plan",
 }
 

@@ -331,7 +331,8 @@ SET status = 'completed', response = u.response::jsonb,
     callback_succeeded = CASE WHEN u.calls_back THEN NULL ELSE t.callback_succeeded END
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bool[])
      AS u(id, response, at, calls_back)
-WHERE t.id = u.id
+-- = ANY: a primary-key probe per task, whatever size the table is believed to have.
+WHERE t.id = ANY ($1::text[]) AND t.id = u.id
 RETURNING t.*;
 
 -- name: mark_errored
@@ -398,7 +399,7 @@ WITH u AS (
 ), t AS (
     -- Only when set: an update that changes nothing would still write a new row version.
     UPDATE tasks SET callback_succeeded = NULL
-    WHERE id IN (SELECT task_id FROM u) AND callback_succeeded IS NOT NULL
+    WHERE id = ANY ($1::text[]) AND callback_succeeded IS NOT NULL
 ), n AS (
     SELECT pg_notify('taskhook_deliveries', '')
 )
@@ -519,21 +520,29 @@ WHERE d.task_id = $1
 ORDER BY d.id DESC LIMIT 1;
 
 -- name: queue_stats
-SELECT count(*) AS depth,
-       coalesce(extract(epoch FROM now() - min(next_attempt_at)
-                        FILTER (WHERE state = 'pending' AND next_attempt_at <= now())), 0)
-           AS oldest_due_age
-FROM deliveries
-WHERE state IN ('waiting', 'pending', 'sending');
+-- Unfinished deliveries, counted through the partial indexes that hold only them (the
+-- table keeps the finished ones for the retention period).
+SELECT (SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending'))
+       + (SELECT count(*) FROM deliveries WHERE state = 'waiting') AS depth,
+       coalesce(extract(epoch FROM now() - (SELECT min(next_attempt_at) FROM deliveries
+                                            WHERE state = 'pending'
+                                              AND next_attempt_at <= now())), 0)
+           AS oldest_due_age;
 
 -- name: prune_finished_deliveries
--- Retention: finished deliveries (and, by cascade, their bodies and attempts) older than $1
--- days.
+-- Retention: at most $2 finished deliveries (and, by cascade, their bodies and attempts)
+-- finished more than $1 days ago, oldest first; the caller repeats it while rows go, so no
+-- transaction holds more than $2 of them.
 DELETE FROM deliveries
-WHERE state IN ('succeeded', 'failed') AND finished_at < now() - make_interval(days => $1);
+WHERE id = ANY (ARRAY(SELECT id FROM deliveries
+                      WHERE finished_at < now() - make_interval(days => $1)
+                      ORDER BY finished_at LIMIT $2));
 
 -- name: prune_ingested_events
-DELETE FROM ingested_events WHERE received_at < now() - make_interval(days => $1);
+DELETE FROM ingested_events
+WHERE event_id = ANY (ARRAY(SELECT event_id FROM ingested_events
+                            WHERE received_at < now() - make_interval(days => $1)
+                            ORDER BY received_at LIMIT $2));
 
 -- ===== v2 API (issue 8; reference/scale-api-v2.md). Called from taskhook/v2/store.py =====
 -- v2 names projects and batches by public_id; tasks keep the names (as v1 does) and the

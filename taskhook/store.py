@@ -583,13 +583,22 @@ async def queue_stats(conn: Conn) -> Row:
     return row
 
 
+# Rows deleted per statement, and statements per prune: short transactions, so a prune
+# neither holds back vacuum nor locks much at once; what is left goes at the next prune.
+PRUNE_BATCH = 5000
+PRUNE_BATCHES = 200
+
+
 async def prune(conn: Conn, retention_days: int) -> None:
     """Retention (SPEC §5): idempotency keys after 24 h, history after retention_days;
     expired Tasks tab sessions."""
     await conn.execute(queries["prune_idempotency_keys"])
     await conn.execute(queries["prune_web_sessions"])
-    await conn.execute(queries["prune_finished_deliveries"], retention_days)
-    await conn.execute(queries["prune_ingested_events"], retention_days)
+    for name in ("prune_finished_deliveries", "prune_ingested_events"):
+        for _ in range(PRUNE_BATCHES):
+            status = await conn.execute(queries[name], retention_days, PRUNE_BATCH)
+            if int(status.split()[-1]) < PRUNE_BATCH:
+                break
 
 
 # --- accounts ------------------------------------------------------------------------

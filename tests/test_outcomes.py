@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime
 
 import asyncpg
-import pytest
 
 from taskhook import store
 from taskhook.delivery import AttemptResult, Outcome
 from taskhook.dispatcher.outcomes import OutcomeWriter
-from taskhook.queries import queries
 from tests.conftest import SECRET_BOX, Api
 
 OK = AttemptResult(datetime.now(UTC), 3, Outcome(status_code=200), "ok")
@@ -96,32 +93,3 @@ async def test_outcome_sees_a_delivery_enqueued_behind_it_while_it_waited(
         await pool.fetchval("SELECT callback_succeeded FROM tasks WHERE id = $1", task["task_id"])
         is None
     )
-
-
-@pytest.mark.parametrize("reset", [False, True])
-async def test_outcome_writes_never_scan_the_whole_queue(pool: asyncpg.Pool, reset: bool) -> None:
-    """The outcome write's plan finds its rows by key however small the statistics say the
-    table is (taskhook_record_attempts runs its statements on generic plans without
-    sequential scans); a plan made on an empty table would otherwise scan it all for every
-    batch as it grows. `reset` shows the same check catching a function without them."""
-    async with pool.acquire() as conn, conn.transaction():
-        if reset:
-            await conn.execute("ALTER FUNCTION taskhook_record_attempts RESET ALL")
-        for i in range(8):  # past the plan cache's first five custom plans
-            await conn.fetch(
-                queries["record_attempts"],
-                ["no-task"],
-                [10_000 + i],
-                [uuid.uuid4()],
-                ["succeeded"],
-                [None],
-                [datetime.now(UTC)],
-                [1],
-                [200],
-                [None],
-                [""],
-            )
-        scans = await conn.fetchval(
-            "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'deliveries'"
-        )
-    assert (scans > 0) is reset
