@@ -6,7 +6,9 @@ import logging
 import sys
 from typing import Any
 
+import orjson
 import structlog
+import structlog.tracebacks
 
 # Keys whose values must never reach a log line, whoever binds them.
 _SECRET_KEYS = frozenset(
@@ -32,8 +34,42 @@ def _drop_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, 
     return event
 
 
+class _StderrLogger:
+    """structlog's bytes-out logger, writing to whatever sys.stderr is at the time (tests
+    swap it): one write and one flush a line, as the stdlib handler does, so the lines of
+    both stay in order."""
+
+    def msg(self, message: bytes) -> None:
+        stream = sys.stderr
+        out = getattr(stream, "buffer", None)
+        if out is None:  # a text-only stream
+            stream.write(message.decode() + "\n")
+        else:
+            stream.flush()  # text the stdlib handler left buffered goes first
+            out.write(message + b"\n")
+            out.flush()
+
+    info = debug = warning = error = critical = exception = log = msg
+
+
+def _stderr_logger(*_args: Any) -> _StderrLogger:
+    return _STDERR
+
+
+_STDERR = _StderrLogger()
+
+
+# Tracebacks as JSON, without each frame's local variables: those may hold keys and secrets.
+_tracebacks = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:
-    """Route structlog and stdlib logging (aiohttp, asyncpg) through one renderer."""
+    """taskhook's own lines take structlog's production path in JSON: the level checked at
+    the call (a line below it is a no-op method), loggers cached, orjson rendering straight
+    to bytes on stderr. Other libraries' lines (aiohttp, asyncpg) go through stdlib logging
+    with the same processors and renderer. On a terminal both render for the console."""
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -41,15 +77,23 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _drop_secrets,
     ]
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
-    )
+    levelno = logging.getLevelName(level.upper())
+    if use_console:
+        renderer: Any = structlog.dev.ConsoleRenderer()
+        own: list[Any] = [*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter]
+        factory: Any = structlog.stdlib.LoggerFactory()
+    else:
+        renderer = structlog.processors.JSONRenderer()
+        own = [
+            *shared,
+            _tracebacks,
+            structlog.processors.JSONRenderer(serializer=orjson.dumps),
+        ]
+        factory = _stderr_logger
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        # The level is checked where the call is made: a line below it is a no-op method
-        # (one per callback adds up), not a chain of processors that then drops it.
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        processors=own,
+        logger_factory=factory,
+        wrapper_class=structlog.make_filtering_bound_logger(levelno),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
@@ -58,7 +102,7 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.dict_tracebacks if not use_console else _identity,
+                _tracebacks if not use_console else _identity,
                 renderer,
             ],
         )
@@ -76,5 +120,5 @@ def _identity(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]
     return event
 
 
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)  # type: ignore[no-any-return]
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)

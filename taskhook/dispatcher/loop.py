@@ -364,7 +364,8 @@ class Dispatcher:
         if not kept:
             log.warning("delivery.lease_lost", **fields)
             return
-        log.info("delivery.attempted", **fields)
+        # One line per attempt at info, named for its outcome; the bare attempt is debug.
+        log.debug("delivery.attempted", **fields)
         if state == "succeeded":
             log.info("delivery.succeeded", **fields)
         elif state == "pending":
