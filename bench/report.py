@@ -346,6 +346,13 @@ def render(doc: dict[str, Any]) -> str:
         f"PostgreSQL {m['postgres']} embedded (durable commits), Python {m['python']}, "
         f"taskhook {m['taskhook']} at {m['commit']}"
     ]
+    changed = doc.get("changed_settings") or {}
+    if changed:
+        parts.append(
+            "settings changed from the defaults (all others, logs at info included, are "
+            "the defaults): "
+            + "; ".join(f"{k}={v} ({why})" for k, (v, why) in changed.items())
+        )
     load = doc.get("loadavg_at_start") or [0.0]
     if load[0] > 0.5:
         parts.append(f"note: load average {load[0]:.2f} at start: something else was using the CPU")

@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import report, service
 from bench.scenarios import QUICK, Context, Plan
 from bench.scenarios.registry import SCENARIOS
 from bench.service import REPO, Postgres
@@ -182,12 +182,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _extra_settings(plan: Plan) -> dict[str, tuple[str, str]]:
+    return {k: (v, "--service-env") for k, v in plan.service_env.items()}
+
+
 def _run(plan: Plan, names: list[str], out: Path) -> dict[str, Any]:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     logs = out / f"{stamp}-logs"
     logs.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {"started_at": stamp, "plan": dataclasses.asdict(plan), "results": {}}
     doc["loadavg_at_start"] = os.getloadavg()
+    doc["changed_settings"] = {**service.CHANGED_SETTINGS, **_extra_settings(plan)}
     began = time.monotonic()
     try:
         asyncio.run(run_all(plan, names, doc, logs))

@@ -105,8 +105,6 @@ async def enqueue_deliveries(conn: asyncpg.Connection, prefix: str, host: str) -
         status = await conn.execute(
             _INSERT_DELIVERIES, prefix, host, common.callback_template(), common.TASK_ID_MARK
         )
-        # Statistics before the dispatcher plans its first claim on the new rows.
-        await conn.execute("ANALYZE deliveries")
         await conn.execute("SELECT pg_notify('taskhook_deliveries', '')")
     return str(status)
 

@@ -229,6 +229,16 @@ def taskhook_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "taskhook.cli"]
 
 
+# The only settings the bench changes from taskhook's defaults, and why. Logs stay at the
+# default level (info), as a user runs it; they go to files under bench/results.
+CHANGED_SETTINGS = {
+    "TASKHOOK_ALLOW_PRIVATE_TARGETS": ("1", "the callback sink listens on 127.0.0.1"),
+    "TASKHOOK_INGEST_SECRET": ("generated", "the load generator signs with it"),
+    "TASKHOOK_DISPATCHER_PORT": ("0", "two dispatchers on one host would share its port"),
+    "TASKHOOK_DATABASE_URL": ("the bench's", "a fresh database per scenario"),
+}
+
+
 def taskhook_env(
     dsn: str, secret: str, extra: dict[str, str], port: int | None = None
 ) -> dict[str, str]:
@@ -240,11 +250,7 @@ def taskhook_env(
         TASKHOOK_INGEST_SECRET=secret,
         TASKHOOK_ALLOW_PRIVATE_TARGETS="1",
         TASKHOOK_HOST="127.0.0.1",
-        TASKHOOK_LOG_LEVEL="warning",
-        TASKHOOK_LOG_FORMAT="json",
         TASKHOOK_DATA_DIR=str(Path(tempfile.gettempdir()) / "taskhook-bench-data"),
-        # No dispatcher ops server: two dispatchers on this host would collide on its port,
-        # and the bench sees a dispatcher is up from a probe callback instead.
         TASKHOOK_DISPATCHER_PORT="0",
     )
     if port is not None:

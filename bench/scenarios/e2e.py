@@ -85,7 +85,6 @@ async def open_loop_step(
     (cores) and over window + settle (CPU per event)."""
     count, prefix = int(rate * seconds), seed.new_prefix()
     await seed.insert_tasks(conn, db, prefix, count, routes)
-    await conn.execute("VACUUM ANALYZE tasks")  # not an autovacuum in the window
     if not only_healthy_arrive:
         await wait_queue_empty(conn, ctx.plan.settle_s)
     meter = ctx.meter(procs)
