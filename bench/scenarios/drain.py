@@ -31,7 +31,6 @@ async def run(ctx: Context) -> dict[str, Any]:
         began = time.monotonic()
         await seed.insert_tasks(conn, db, prefix, n, [route] * 10, status="completed")
         await seed.insert_tasks(conn, db, probe, 1, [route] * 10, status="completed")
-        await conn.execute("VACUUM ANALYZE tasks")
         tasks_s = time.monotonic() - began
         await ctx.world.call("reset", 10)
         async with running([("dispatcher", "dispatcher")], ctx.env(db.dsn), ctx.logs) as procs:

@@ -60,7 +60,6 @@ async def _level(
     count = _budget(batch, ctx.plan.ingest_s, previous)
     prefix = seed.new_prefix()
     await seed.insert_tasks(conn, db, prefix, count, [ctx.world.sink("cb")] * 10)
-    await conn.execute("VACUUM ANALYZE tasks")  # not an autovacuum in the window
     meter = ctx.meter(procs)
     meter.start()
     result = await ctx.world.call(
