@@ -350,8 +350,7 @@ def render(doc: dict[str, Any]) -> str:
     if changed:
         parts.append(
             "settings changed from the defaults (all others, logs at info included, are "
-            "the defaults): "
-            + "; ".join(f"{k}={v} ({why})" for k, (v, why) in changed.items())
+            "the defaults): " + "; ".join(f"{k}={v} ({why})" for k, (v, why) in changed.items())
         )
     load = doc.get("loadavg_at_start") or [0.0]
     if load[0] > 0.5:
