@@ -373,14 +373,19 @@ RETURNING *;
 -- of its own. PostgreSQL delivers one per transaction however often it is called (same
 -- channel, same payload), and never one per row, which would serialize commits.
 WITH u AS (
-    SELECT *
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                $7::text[], $8::bool[]) WITH ORDINALITY
-         AS u(task_id, account_id, trigger, target, host, payload, webhook_id, after_first,
-              ord)
+    -- Each callback's delivery id is drawn here, in input order, so that the delivery and
+    -- its body are inserted from the same rows: no join between them, which without hash
+    -- joins (db.PINNED_PLANS) would compare every pair of a 1,000-event group.
+    SELECT s.*, nextval('deliveries_id_seq') AS id
+    FROM (SELECT *
+          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                      $7::text[], $8::bool[]) WITH ORDINALITY
+               AS u(task_id, account_id, trigger, target, host, payload, webhook_id,
+                    after_first, ord)
+          ORDER BY ord) s
 ), d AS (
-    INSERT INTO deliveries (task_id, account_id, trigger, target, host, webhook_id, state)
-    SELECT u.task_id, u.account_id, u.trigger, u.target, u.host, u.webhook_id,
+    INSERT INTO deliveries (id, task_id, account_id, trigger, target, host, webhook_id, state)
+    SELECT u.id, u.task_id, u.account_id, u.trigger, u.target, u.host, u.webhook_id,
            -- A scalar subquery with LIMIT, not EXISTS: PostgreSQL may run an EXISTS as one
            -- hashed scan of every delivery, which a generic plan then repeats per group as
            -- the table grows; this is one probe of deliveries_task_idx per callback.
@@ -390,12 +395,10 @@ WITH u AS (
                                        LIMIT 1)
                 THEN 'waiting' ELSE 'pending' END
     FROM u
-    ORDER BY u.ord
-    RETURNING id, webhook_id
+    RETURNING id
 ), p AS (
-    -- Each body beside its delivery (webhook ids are unique: "msg_" + 96 random bits).
     INSERT INTO delivery_payloads (delivery_id, payload)
-    SELECT d.id, u.payload FROM d JOIN u ON u.webhook_id = d.webhook_id
+    SELECT u.id, u.payload FROM u
 ), t AS (
     -- Only when set: an update that changes nothing would still write a new row version.
     UPDATE tasks SET callback_succeeded = NULL
