@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from taskhook import store
 from taskhook.accounts import NewAccount
 from taskhook.dispatcher.loop import Dispatcher
 from tests.conftest import SECRET_BOX, Api, dispatcher_settings
@@ -666,3 +667,22 @@ async def test_each_attempt_is_logged_with_its_delivery(
     for line in mine:
         assert line["attempt"] == 1 and line["host"] == "127.0.0.1", line
         assert isinstance(line["delivery_id"], int) and line["status_code"] == 200, line
+
+
+async def test_prune_deletes_in_batches_until_nothing_old_is_left(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each statement deletes at most PRUNE_BATCH rows; the prune repeats it until a
+    statement deletes fewer, so more old rows than one batch all go, and recent ones stay."""
+    monkeypatch.setattr(store, "PRUNE_BATCH", 2)
+    await pool.execute(
+        "INSERT INTO ingested_events (event_id, task_id, type, received_at) "
+        "SELECT 'old' || g, 't', 'task.started', now() - interval '40 days' "
+        "FROM generate_series(1, 7) g"
+    )
+    await pool.execute(
+        "INSERT INTO ingested_events (event_id, task_id, type) VALUES ('new', 't', 'task.started')"
+    )
+    async with pool.acquire() as conn:
+        await store.prune(conn, 30)
+    assert await pool.fetchval("SELECT array_agg(event_id) FROM ingested_events") == ["new"]
