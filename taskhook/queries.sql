@@ -413,9 +413,10 @@ SELECT d.id FROM d CROSS JOIN n ORDER BY d.id;
 -- needs: no bitmap or sequential scans, one generic plan reused.
 -- Claims up to $1 due deliveries under a lease of $2 seconds. Each host gets at most its
 -- room: $3 (the per-host cap) less what this dispatcher already has in flight there ($4
--- hosts, $5 counts; $6 for every host not listed); paused hosts get none. A claimed row's next_attempt_at is its lease
--- end, so one due test also re-picks expired leases. Per-task order needs no test here: a
--- later delivery of a task is 'waiting' until the earlier one ends.
+-- hosts, $5 counts; $6 for every host not listed); paused hosts get none. A claimed row's
+-- next_attempt_at is its lease end, so one due test also re-picks expired leases. Per-task
+-- order needs no test here: a later delivery of a task is 'waiting' until the earlier one
+-- ends.
 --
 -- The cost is bounded by the hosts with unfinished work and the rows taken, never by the
 -- backlog: the hosts come from a skip scan of deliveries_host_due_idx (one probe per
@@ -423,11 +424,32 @@ SELECT d.id FROM d CROSS JOIN n ORDER BY d.id;
 -- stops at the host's share. A host at its cap costs one probe, however many of its rows
 -- are due, so a hanging host cannot slow the claims of the others. Shares are taken
 -- round-robin across hosts, so one busy host cannot take every slot.
+--
+-- Nor by the dead: every scan starts at $7, the claim window's low mark
+-- (store.ClaimWindow), below which no unclaimed due row lies. The index entries of rows
+-- claimed and finished since are dead, but while any snapshot older than them is open
+-- (a long report, a backup) PostgreSQL can neither vacuum them nor mark them dead, and
+-- each scan from the start of a host would visit every one. Each claim returns the next
+-- low mark (claim_low): the earliest row it may have left due, never later than $8, the
+-- horizon a claim that ended before this one began returned. The horizon (claim_horizon)
+-- is the start of the oldest open transaction in this database of taskhook's own sessions
+-- and of any session that has written, less a tenth of a second (a transaction starts a
+-- moment before it shows in pg_stat_activity): every row taskhook makes due (an
+-- enqueue, a retry, a successor made due, a release) has a next_attempt_at no earlier
+-- than the start of the transaction that writes it, so a row this claim cannot see yet
+-- is no earlier than the horizon measured before it began. A read-only snapshot (a
+-- report, a backup) does not hold it back; a taskhook session whose state this role may
+-- not read holds it at -infinity. NULL stands for -infinity both ways; NULL for $7 and $8
+-- scans everything (a dispatcher's first claim, and its periodic sweep, which finds rows
+-- another program made due with an earlier next_attempt_at).
 WITH RECURSIVE hosts (host) AS (
-    SELECT min(host) FROM deliveries WHERE state IN ('pending', 'sending')
+    SELECT min(host) FROM deliveries
+    WHERE state IN ('pending', 'sending')
+      AND next_attempt_at >= coalesce($7::timestamptz, '-infinity')
     UNION ALL
     SELECT (SELECT min(d.host) FROM deliveries d
-            WHERE d.state IN ('pending', 'sending') AND d.host > h.host)
+            WHERE d.state IN ('pending', 'sending') AND d.host > h.host
+              AND d.next_attempt_at >= coalesce($7::timestamptz, '-infinity'))
     FROM hosts h
     WHERE h.host IS NOT NULL
 ), open_hosts AS (
@@ -447,18 +469,45 @@ WITH RECURSIVE hosts (host) AS (
         SELECT d.id, d.host, d.next_attempt_at
         FROM deliveries d
         WHERE d.state IN ('pending', 'sending') AND d.host = s.host
+          AND d.next_attempt_at >= coalesce($7::timestamptz, '-infinity')
           AND d.next_attempt_at <= now()
         ORDER BY d.next_attempt_at, d.id
         LIMIT s.share
         FOR UPDATE OF d SKIP LOCKED
     ) c
 ), chosen AS (
-    SELECT id
-    FROM (SELECT id, next_attempt_at,
+    SELECT id, host
+    FROM (SELECT id, host, next_attempt_at,
                  row_number() OVER (PARTITION BY host ORDER BY next_attempt_at, id) AS turn
           FROM candidates) ranked
     ORDER BY turn, next_attempt_at, id
     LIMIT $1
+), left_due AS (
+    -- Where rows may stay due after this claim: from the first candidate of a host whose
+    -- share ran out or whose candidates were not all chosen, and from the first row of a
+    -- host that got no share (at its cap, or paused).
+    SELECT min(c.next_attempt_at) AS at
+    FROM candidates c
+    WHERE c.host IN (SELECT s.host FROM shares s
+                     WHERE s.share <= (SELECT count(*) FROM candidates k WHERE k.host = s.host)
+                        OR (SELECT count(*) FROM candidates k WHERE k.host = s.host)
+                           > (SELECT count(*) FROM chosen k WHERE k.host = s.host))
+    UNION ALL
+    SELECT (SELECT d.next_attempt_at FROM deliveries d
+            WHERE d.state IN ('pending', 'sending') AND d.host = h.host
+              AND d.next_attempt_at >= coalesce($7::timestamptz, '-infinity')
+            ORDER BY d.next_attempt_at, d.id LIMIT 1)
+    FROM hosts h
+    WHERE h.host IS NOT NULL AND h.host NOT IN (SELECT s.host FROM shares s)
+), marks AS (
+    SELECT least(coalesce($8::timestamptz, '-infinity'), (SELECT min(at) FROM left_due)) AS low,
+           (SELECT CASE WHEN bool_or(a.state IS NULL) THEN '-infinity'::timestamptz
+                        ELSE least(now(), min(a.xact_start)) - interval '0.1 second' END
+            FROM pg_stat_activity a
+            WHERE a.datname = current_database() AND a.backend_type = 'client backend'
+              AND a.pid <> pg_backend_pid()
+              AND (a.application_name = 'taskhook' OR a.backend_xid IS NOT NULL))
+               AS horizon
 )
 UPDATE deliveries d
 SET state = 'sending', attempts = d.attempts + 1, lease_token = gen_random_uuid(),
@@ -477,7 +526,9 @@ RETURNING d.id, d.task_id, d.account_id, d.trigger, d.target, d.host,
           d.webhook_id, d.attempts, d.lease_token, d.created_at,
           a.callback_auth_key_enc, a.signing_secret_enc,
           CASE WHEN a.old_secret_until > now() THEN a.old_signing_secret_enc END
-              AS old_signing_secret_enc;
+              AS old_signing_secret_enc,
+          (SELECT nullif(low, '-infinity') FROM marks) AS claim_low,
+          (SELECT nullif(horizon, '-infinity') FROM marks) AS claim_horizon;
 
 -- name: record_attempts
 -- Records many attempts in one round trip (batched outcome writes): see the function

@@ -466,6 +466,22 @@ async def enqueue_deliveries(conn: Conn, new: list[NewDelivery]) -> list[int]:
     return [r["id"] for r in rows]
 
 
+@dataclass
+class ClaimWindow:
+    """Where a dispatcher's claims start scanning (queries.sql, claim_deliveries): `low`,
+    below which no unclaimed due row lies, and `horizon`, the bound the next claim's low
+    may not pass. None is -infinity: scan everything."""
+
+    low: datetime | None = None
+    horizon: datetime | None = None
+
+    def reset(self) -> None:
+        """Scan everything next time: after a failed claim (a claim rolled back leaves its
+        rows due at their old times), and now and then as a sweep for rows another
+        program made due with earlier times."""
+        self.low = self.horizon = None
+
+
 async def claim_deliveries(
     conn: Conn,
     box: SecretBox,
@@ -474,11 +490,13 @@ async def claim_deliveries(
     per_host: int,
     busy: dict[str, int] | None = None,
     unlisted: int = 0,
+    window: ClaimWindow | None = None,
 ) -> list[Claimed]:
     """Up to `limit` due deliveries, at most `per_host` less `busy[host]` for each host
     (less `unlisted` for a host not in `busy`), with their account's secrets decrypted.
     One statement, one round trip; the dispatcher runs it on a connection with
-    db.CLAIM_SETTINGS (its plan depends on them)."""
+    db.CLAIM_SETTINGS (its plan depends on them). With a `window`, the scan starts at its
+    low mark, and the window moves to the marks the claim returns."""
     busy = busy or {}
     rows = await conn.fetch(
         queries["claim_deliveries"],
@@ -488,7 +506,11 @@ async def claim_deliveries(
         list(busy),
         list(busy.values()),
         unlisted,
+        window.low if window else None,
+        window.horizon if window else None,
     )
+    if window is not None and rows:
+        window.low, window.horizon = rows[0]["claim_low"], rows[0]["claim_horizon"]
     return [
         Claimed(
             id=r["id"],

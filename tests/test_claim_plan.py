@@ -51,10 +51,11 @@ async def _explain(claims: asyncpg.Connection, *args: Any) -> list[dict[str, Any
     await tx.start()
     try:
         await claims.execute(
-            "PREPARE explained (int, float8, int, text[], int[], int) AS "
-            + queries["claim_deliveries"]
+            "PREPARE explained (int, float8, int, text[], int[], int, timestamptz, timestamptz)"
+            " AS " + queries["claim_deliveries"]
         )
-        values = ", ".join(_literal(a) for a in args)  # EXECUTE takes no parameters
+        # EXECUTE takes no parameters; the claim window is open (NULL, NULL: scan all).
+        values = ", ".join([*(_literal(a) for a in args), "NULL", "NULL"])
         [row] = await claims.fetch(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE explained ({values})")
     finally:
         await tx.rollback()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +16,7 @@ from standardwebhooks.webhooks import Webhook
 
 from taskhook import store
 from taskhook.accounts import NewAccount
+from taskhook.dispatcher import loop
 from taskhook.dispatcher.loop import Dispatcher
 from tests.conftest import SECRET_BOX, Api, dispatcher_settings
 from tests.sink import Sink
@@ -686,3 +688,39 @@ async def test_prune_deletes_in_batches_until_nothing_old_is_left(
     async with pool.acquire() as conn:
         await store.prune(conn, 30)
     assert await pool.fetchval("SELECT array_agg(event_id) FROM ingested_events") == ["new"]
+
+
+@pytest.mark.parametrize("sweep", [1.0, None])
+async def test_a_row_made_due_behind_the_claim_window_is_found_by_the_sweep(
+    test_api: Api,
+    pool: asyncpg.Pool,
+    sink: tuple[Sink, str],
+    run_dispatcher: Start,
+    monkeypatch: Any,
+    sweep: float | None,
+) -> None:
+    """Claims scan from their window's low mark (store.ClaimWindow); a row another program
+    makes due at an earlier time is found by the sweep that scans everything, every
+    CLAIM_SWEEP_INTERVAL seconds. Without the sweep (None) it is not found."""
+    monkeypatch.setattr(loop, "CLAIM_SWEEP_INTERVAL", sweep or math.inf)
+    receiver, url = sink
+    dispatcher = await run_dispatcher()
+    for i in range(4):  # claims that return rows move the window
+        await completed_task(test_api, f"{url}/ok/{i}")
+        await receiver.wait_for(lambda n=i + 1: len(receiver.received) >= n)
+        await asyncio.sleep(0.2)
+    assert dispatcher.claim_window.low is not None
+    await pool.execute(
+        """WITH d AS (
+               INSERT INTO deliveries (task_id, account_id, trigger, target, host, webhook_id,
+                                       next_attempt_at)
+               SELECT task_id, account_id, trigger, $1, host, 'msg_late', now() - interval '1 h'
+               FROM deliveries LIMIT 1
+               RETURNING id
+           )
+           INSERT INTO delivery_payloads (delivery_id, payload) SELECT id, '{}' FROM d""",
+        f"{url}/late",
+    )
+    await pool.execute("SELECT pg_notify('taskhook_deliveries', '')")
+    await asyncio.sleep(3)
+    assert len(receiver.to("/late")) == (1 if sweep else 0)

@@ -40,6 +40,9 @@ from taskhook.settings import Settings
 
 log = get_logger("taskhook.dispatcher")
 CLAIM_ERROR_BACKOFF = 1.0  # seconds to wait after a failed claim (database down)
+# A claim scans from the window's low mark (store.ClaimWindow); this often one scans
+# everything, for rows another program made due at an earlier time than the mark.
+CLAIM_SWEEP_INTERVAL = 60.0
 # Outcomes that no retry can change: give up at once.
 _FINAL_ERRORS = frozenset({"forbidden_target", "smtp_not_configured", "smtp_rejected"})
 
@@ -68,6 +71,8 @@ class Dispatcher:
         self.listener = Listener(dsn, settings.poll_interval)
         self.claim_conns = (ClaimConnection(dsn), ClaimConnection(dsn))
         self.next_claim: ClaimRun | None = None  # the claim running beside the awaited one
+        self.claim_window = store.ClaimWindow()
+        self.swept_at = -math.inf
         self.backlog = False  # the last claim took all it asked for
         smtp = (
             SmtpConfig.from_url(settings.smtp_url, settings.smtp_from)
@@ -246,6 +251,9 @@ class Dispatcher:
         assert self.box is not None
         if run.asked <= 0:
             return []
+        if time.monotonic() - self.swept_at >= CLAIM_SWEEP_INTERVAL:
+            self.claim_window.reset()
+            self.swept_at = time.monotonic()
         try:
             return await store.claim_deliveries(
                 await run.conn.get(),
@@ -255,13 +263,16 @@ class Dispatcher:
                 self.claim_cap,
                 run.busy,
                 run.unlisted,
+                self.claim_window,
             )
         except DATABASE_DOWN:
+            self.claim_window.reset()
             await run.conn.discard()
             log.warning("dispatcher.claim_failed", exc_info=True)
             await asyncio.sleep(CLAIM_ERROR_BACKOFF)
             return []
         except BaseException:
+            self.claim_window.reset()
             await run.conn.discard()
             raise
 
