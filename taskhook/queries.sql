@@ -425,43 +425,54 @@ SELECT d.id FROM d CROSS JOIN n ORDER BY d.id;
 -- are due, so a hanging host cannot slow the claims of the others. Shares are taken
 -- round-robin across hosts, so one busy host cannot take every slot.
 --
--- Nor by the dead: every scan starts at $7, the claim window's low mark
--- (store.ClaimWindow), below which no unclaimed due row lies. The index entries of rows
--- claimed and finished since are dead, but while any snapshot older than them is open
--- (a long report, a backup) PostgreSQL can neither vacuum them nor mark them dead, and
--- each scan from the start of a host would visit every one. Each claim returns the next
--- low mark (claim_low): the earliest row it may have left due, never later than $8, the
--- horizon a claim that ended before this one began returned. The horizon (claim_horizon)
--- is the start of the oldest open transaction in this database of taskhook's own sessions
+-- Nor by the dead. The index entries of rows claimed and finished are dead, but while any
+-- snapshot older than them is open (a long report, a backup) PostgreSQL can neither vacuum
+-- them nor mark them dead, and a scan from the start of a host would visit every one. So
+-- each scan starts at a low mark of the claim window (store.ClaimWindow) below which no
+-- unclaimed due row of its host lies: the host's own mark if an earlier claim left rows of
+-- it due ($9 hosts, $10 marks), else $7, the mark of every other host. A claim returns the
+-- next marks: $8 becomes the next $7, and each host it may leave rows due for is marked
+-- at its earliest such row (claim_hosts, claim_marks), never later than $8.
+--
+-- $8 is the horizon that a claim ended before this one began returned (claim_horizon):
+-- the start of the oldest open transaction in this database of taskhook's own sessions
 -- and of any session that has written, less a tenth of a second (a transaction starts a
--- moment before it shows in pg_stat_activity): every row taskhook makes due (an
--- enqueue, a retry, a successor made due, a release) has a next_attempt_at no earlier
--- than the start of the transaction that writes it, so a row this claim cannot see yet
--- is no earlier than the horizon measured before it began. A read-only snapshot (a
--- report, a backup) does not hold it back; a taskhook session whose state this role may
--- not read holds it at -infinity. NULL stands for -infinity both ways; NULL for $7 and $8
--- scans everything (a dispatcher's first claim, and its periodic sweep, which finds rows
--- another program made due with an earlier next_attempt_at).
-WITH RECURSIVE hosts (host) AS (
+-- moment before it shows in pg_stat_activity). Every row taskhook makes due (an enqueue,
+-- a retry, a successor made due, a release) has a next_attempt_at no earlier than the
+-- start of the transaction that writes it, so a row this claim cannot see yet is no
+-- earlier than $8. A read-only snapshot (a report, a backup) does not hold it back; a
+-- taskhook session whose state this role may not read holds it at -infinity. NULL stands
+-- for -infinity both ways; NULL for $7 and $8 and no marks scan everything (a
+-- dispatcher's first claim, and its periodic sweep, which finds rows another program
+-- made due with an earlier next_attempt_at).
+WITH RECURSIVE marked (host, low) AS (
+    SELECT * FROM unnest($9::text[], $10::timestamptz[])
+), found (host) AS (
     SELECT min(host) FROM deliveries
     WHERE state IN ('pending', 'sending')
       AND next_attempt_at >= coalesce($7::timestamptz, '-infinity')
     UNION ALL
     SELECT (SELECT min(d.host) FROM deliveries d
-            WHERE d.state IN ('pending', 'sending') AND d.host > h.host
+            WHERE d.state IN ('pending', 'sending') AND d.host > f.host
               AND d.next_attempt_at >= coalesce($7::timestamptz, '-infinity'))
-    FROM hosts h
-    WHERE h.host IS NOT NULL
+    FROM found f
+    WHERE f.host IS NOT NULL
+), hosts AS (
+    SELECT h.host,
+           CASE WHEN m.host IS NULL THEN coalesce($7::timestamptz, '-infinity')
+                ELSE coalesce(m.low, '-infinity') END AS low
+    FROM (SELECT host FROM found WHERE host IS NOT NULL UNION SELECT host FROM marked) h
+    LEFT JOIN marked m USING (host)
 ), open_hosts AS (
-    SELECT h.host, $3 - coalesce(b.busy, $6::int) AS room
+    SELECT h.host, h.low, $3 - coalesce(b.busy, $6::int) AS room
     FROM hosts h LEFT JOIN unnest($4::text[], $5::int[]) AS b (host, busy) USING (host)
-    WHERE h.host IS NOT NULL
-      AND h.host <> ALL (ARRAY(SELECT p.host FROM host_pauses p WHERE p.paused_until > now()))
+    WHERE h.host <> ALL (ARRAY(SELECT p.host FROM host_pauses p WHERE p.paused_until > now()))
       AND $3 - coalesce(b.busy, $6::int) > 0
 ), shares AS (
     -- Twice an even split, so hosts with fewer due rows than their share leave room for
     -- the others; at most about 2 x $1 rows are locked in all.
-    SELECT host, least(room, $1::int, ceil(2.0 * $1::int / count(*) OVER ())::int) AS share
+    SELECT host, low,
+           least(room, $1::int, ceil(2.0 * $1::int / count(*) OVER ())::int) AS share
     FROM open_hosts
 ), candidates AS (
     SELECT c.id, c.host, c.next_attempt_at
@@ -469,8 +480,7 @@ WITH RECURSIVE hosts (host) AS (
         SELECT d.id, d.host, d.next_attempt_at
         FROM deliveries d
         WHERE d.state IN ('pending', 'sending') AND d.host = s.host
-          AND d.next_attempt_at >= coalesce($7::timestamptz, '-infinity')
-          AND d.next_attempt_at <= now()
+          AND d.next_attempt_at >= s.low AND d.next_attempt_at <= now()
         ORDER BY d.next_attempt_at, d.id
         LIMIT s.share
         FOR UPDATE OF d SKIP LOCKED
@@ -483,31 +493,34 @@ WITH RECURSIVE hosts (host) AS (
     ORDER BY turn, next_attempt_at, id
     LIMIT $1
 ), left_due AS (
-    -- Where rows may stay due after this claim: from the first candidate of a host whose
-    -- share ran out or whose candidates were not all chosen, and from the first row of a
-    -- host that got no share (at its cap, or paused).
-    SELECT min(c.next_attempt_at) AS at
-    FROM candidates c
-    WHERE c.host IN (SELECT s.host FROM shares s
-                     WHERE s.share <= (SELECT count(*) FROM candidates k WHERE k.host = s.host)
-                        OR (SELECT count(*) FROM candidates k WHERE k.host = s.host)
-                           > (SELECT count(*) FROM chosen k WHERE k.host = s.host))
+    -- Hosts that may have rows due after this claim, from their earliest such row: the
+    -- first candidate of a host whose share ran out or whose candidates were not all
+    -- chosen, and the first row of a host that got no share (at its cap, or paused).
+    SELECT s.host, (SELECT min(c.next_attempt_at) FROM candidates c WHERE c.host = s.host) AS at
+    FROM shares s
+    WHERE s.share <= (SELECT count(*) FROM candidates c WHERE c.host = s.host)
+       OR (SELECT count(*) FROM candidates c WHERE c.host = s.host)
+          > (SELECT count(*) FROM chosen c WHERE c.host = s.host)
     UNION ALL
-    SELECT (SELECT d.next_attempt_at FROM deliveries d
-            WHERE d.state IN ('pending', 'sending') AND d.host = h.host
-              AND d.next_attempt_at >= coalesce($7::timestamptz, '-infinity')
-            ORDER BY d.next_attempt_at, d.id LIMIT 1)
+    SELECT h.host, (SELECT d.next_attempt_at FROM deliveries d
+                    WHERE d.state IN ('pending', 'sending') AND d.host = h.host
+                      AND d.next_attempt_at >= h.low
+                    ORDER BY d.next_attempt_at, d.id LIMIT 1)
     FROM hosts h
-    WHERE h.host IS NOT NULL AND h.host NOT IN (SELECT s.host FROM shares s)
+    WHERE h.host NOT IN (SELECT s.host FROM shares s)
 ), marks AS (
-    SELECT least(coalesce($8::timestamptz, '-infinity'), (SELECT min(at) FROM left_due)) AS low,
-           (SELECT CASE WHEN bool_or(a.state IS NULL) THEN '-infinity'::timestamptz
-                        ELSE least(now(), min(a.xact_start)) - interval '0.1 second' END
-            FROM pg_stat_activity a
-            WHERE a.datname = current_database() AND a.backend_type = 'client backend'
-              AND a.pid <> pg_backend_pid()
-              AND (a.application_name = 'taskhook' OR a.backend_xid IS NOT NULL))
-               AS horizon
+    SELECT array_agg(host ORDER BY host) AS hosts,
+           array_agg(nullif(least(coalesce($8::timestamptz, '-infinity'), at), '-infinity')
+                     ORDER BY host) AS lows
+    FROM left_due
+    WHERE at IS NOT NULL
+), horizon AS (
+    SELECT CASE WHEN bool_or(a.state IS NULL) THEN NULL
+                ELSE least(now(), min(a.xact_start)) - interval '0.1 second' END AS at
+    FROM pg_stat_activity a
+    WHERE a.datname = current_database() AND a.backend_type = 'client backend'
+      AND a.pid <> pg_backend_pid()
+      AND (a.application_name = 'taskhook' OR a.backend_xid IS NOT NULL)
 )
 UPDATE deliveries d
 SET state = 'sending', attempts = d.attempts + 1, lease_token = gen_random_uuid(),
@@ -527,8 +540,8 @@ RETURNING d.id, d.task_id, d.account_id, d.trigger, d.target, d.host,
           a.callback_auth_key_enc, a.signing_secret_enc,
           CASE WHEN a.old_secret_until > now() THEN a.old_signing_secret_enc END
               AS old_signing_secret_enc,
-          (SELECT nullif(low, '-infinity') FROM marks) AS claim_low,
-          (SELECT nullif(horizon, '-infinity') FROM marks) AS claim_horizon;
+          (SELECT hosts FROM marks) AS claim_hosts, (SELECT lows FROM marks) AS claim_marks,
+          (SELECT at FROM horizon) AS claim_horizon;
 
 -- name: record_attempts
 -- Records many attempts in one round trip (batched outcome writes): see the function

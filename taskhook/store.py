@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -468,18 +468,21 @@ async def enqueue_deliveries(conn: Conn, new: list[NewDelivery]) -> list[int]:
 
 @dataclass
 class ClaimWindow:
-    """Where a dispatcher's claims start scanning (queries.sql, claim_deliveries): `low`,
-    below which no unclaimed due row lies, and `horizon`, the bound the next claim's low
-    may not pass. None is -infinity: scan everything."""
+    """Where a dispatcher's claims start scanning (queries.sql, claim_deliveries): from
+    `marks[host]` for a host an earlier claim left rows of due, from `low` for every other
+    host; `horizon` is the bound the next claim's marks may not pass. None is -infinity:
+    scan everything."""
 
     low: datetime | None = None
     horizon: datetime | None = None
+    marks: dict[str, datetime | None] = field(default_factory=dict)
 
     def reset(self) -> None:
         """Scan everything next time: after a failed claim (a claim rolled back leaves its
         rows due at their old times), and now and then as a sweep for rows another
         program made due with earlier times."""
         self.low = self.horizon = None
+        self.marks = {}
 
 
 async def claim_deliveries(
@@ -498,6 +501,8 @@ async def claim_deliveries(
     db.CLAIM_SETTINGS (its plan depends on them). With a `window`, the scan starts at its
     low mark, and the window moves to the marks the claim returns."""
     busy = busy or {}
+    window = window or ClaimWindow()
+    horizon, marks = window.horizon, window.marks
     rows = await conn.fetch(
         queries["claim_deliveries"],
         limit,
@@ -506,11 +511,17 @@ async def claim_deliveries(
         list(busy),
         list(busy.values()),
         unlisted,
-        window.low if window else None,
-        window.horizon if window else None,
+        window.low,
+        horizon,
+        list(marks),
+        list(marks.values()),
     )
-    if window is not None and rows:
-        window.low, window.horizon = rows[0]["claim_low"], rows[0]["claim_horizon"]
+    if rows:  # a claim that took nothing leaves the window as it was, still true
+        first = rows[0]
+        window.low, window.horizon = horizon, first["claim_horizon"]
+        window.marks = dict(
+            zip(first["claim_hosts"] or [], first["claim_marks"] or [], strict=True)
+        )
     return [
         Claimed(
             id=r["id"],

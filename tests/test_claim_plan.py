@@ -51,11 +51,11 @@ async def _explain(claims: asyncpg.Connection, *args: Any) -> list[dict[str, Any
     await tx.start()
     try:
         await claims.execute(
-            "PREPARE explained (int, float8, int, text[], int[], int, timestamptz, timestamptz)"
-            " AS " + queries["claim_deliveries"]
+            "PREPARE explained (int, float8, int, text[], int[], int, timestamptz, timestamptz,"
+            " text[], timestamptz[]) AS " + queries["claim_deliveries"]
         )
-        # EXECUTE takes no parameters; the claim window is open (NULL, NULL: scan all).
-        values = ", ".join([*(_literal(a) for a in args), "NULL", "NULL"])
+        # EXECUTE takes no parameters; the claim window is open (NULLs, no marks: scan all).
+        values = ", ".join([*(_literal(a) for a in args), "NULL", "NULL", "'{}'", "'{}'"])
         [row] = await claims.fetch(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE explained ({values})")
     finally:
         await tx.rollback()

@@ -56,28 +56,43 @@ async def seeded(test_api: Api, pool: asyncpg.Pool) -> None:
     await pool.execute("UPDATE deliveries SET state = 'succeeded', finished_at = now()")
 
 
+CAP = 10_000
+STUCK = {"stuck.example": CAP}  # a host at its cap: it gets no share
+
+
 async def _claim(
-    claims: asyncpg.Connection, window: store.ClaimWindow | None, limit: int = 500
+    claims: asyncpg.Connection,
+    window: store.ClaimWindow | None,
+    busy: dict[str, int] | None = None,
 ) -> list[Claimed]:
-    return await store.claim_deliveries(claims, SECRET_BOX, limit, 60, 10_000, {}, 0, window)
+    return await store.claim_deliveries(claims, SECRET_BOX, 500, 60, CAP, busy, 0, window)
 
 
-async def _claim_reads(claims: asyncpg.Connection, window: store.ClaimWindow | None) -> int:
+async def _claim_reads(
+    claims: asyncpg.Connection,
+    window: store.ClaimWindow | None,
+    busy: dict[str, int] | None = None,
+) -> int:
     """Index entries of deliveries one claim read (it claims the PER_ROUND rows due)."""
     async with claims.transaction():
         before = await claims.fetchval(INDEX_READS) or 0
-        claimed = await _claim(claims, window)
+        claimed = await _claim(claims, window, busy)
         read = (await claims.fetchval(INDEX_READS) or 0) - before
     assert len(claimed) == PER_ROUND
     return int(read)
 
 
-async def _flow(pool: asyncpg.Pool, claims: asyncpg.Connection, window: store.ClaimWindow) -> None:
+async def _flow(
+    pool: asyncpg.Pool,
+    claims: asyncpg.Connection,
+    window: store.ClaimWindow,
+    busy: dict[str, int] | None = None,
+) -> None:
     """ROUNDS rounds of the queue's life, 0.15 s apart: rows become due, are claimed
     through the window, and succeed."""
     for _ in range(ROUNDS):
         await pool.execute(ADD, "a.example", PER_ROUND)
-        claimed = await _claim(claims, window)
+        claimed = await _claim(claims, window, busy)
         assert len(claimed) == PER_ROUND
         await pool.execute(FINISH, [d.id for d in claimed])
         await asyncio.sleep(0.15)
@@ -101,6 +116,28 @@ async def test_a_held_snapshot_does_not_make_claims_walk_the_dead(
     dead = 2 * ROUNDS * PER_ROUND  # each finished row: its due entry and its lease entry
     assert from_the_start >= dead  # the graveyard is there, and the measure sees it
     assert through_window <= 8 * PER_ROUND, (through_window, from_the_start)
+
+
+async def test_a_host_left_due_keeps_its_own_mark_and_holds_no_other_back(
+    seeded: None, dsn: str, pool: asyncpg.Pool, claims: asyncpg.Connection
+) -> None:
+    """A host at its cap with rows due since before the snapshot: the claims of the other
+    hosts still start near their own fronts, and its rows are claimed once it has room."""
+    holder = await asyncpg.connect(dsn)
+    try:
+        await holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        await holder.fetchval("SELECT count(*) FROM deliveries")
+        await pool.execute(ADD, "stuck.example", PER_ROUND)
+        window = store.ClaimWindow()
+        await _flow(pool, claims, window, STUCK)
+        assert set(window.marks) == {"stuck.example"}
+        await pool.execute(ADD, "a.example", PER_ROUND)
+        read = await _claim_reads(claims, window, STUCK)
+    finally:
+        await holder.close()
+    assert read <= 8 * PER_ROUND, read  # a.example's dead entries are not walked
+    claimed = await _claim(claims, window)  # room again
+    assert [d.host for d in claimed] == ["stuck.example"] * PER_ROUND
 
 
 async def test_a_row_committed_after_the_window_moved_is_still_claimed(
