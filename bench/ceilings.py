@@ -128,7 +128,7 @@ async def pg_loop(args: argparse.Namespace) -> dict[str, Any]:
     def op_for(w: int, conn: asyncpg.Connection) -> Op:
         async def op(n: int) -> int:
             block = (w + n * args.concurrency) % blocks
-            tids = [common.task_id(args.prefix, block * args.batch + k) for k in range(args.batch)]
+            tids = [common.ref(args.prefix, block * args.batch + k) for k in range(args.batch)]
             payloads = [template.replace(common.TASK_ID_MARK, t) for t in tids]
             hooks = [f"msg_ceiling_{next(serial)}" for _ in tids]
             async with conn.transaction():

@@ -1,5 +1,6 @@
-"""What the world process, the ceiling loops and the orchestrator share: task ids, event
-and callback bodies of realistic size, Standard Webhooks signing, percentiles, the loop."""
+"""What the world process, the ceiling loops and the orchestrator share: task references,
+task, event and callback bodies of realistic size, Standard Webhooks signing, percentiles,
+the loop."""
 
 from __future__ import annotations
 
@@ -35,13 +36,33 @@ RESPONSE: dict[str, Any] = {
     "annotations": [{"label": "big", "left": 12, "top": 22, "width": 118, "height": 77}],
 }
 RESPONSE_JSON = json.dumps(RESPONSE, separators=(",", ":"))
-TASK_ID_MARK = "__TASK_ID__"  # replaced by the task id in the drain's callback payloads
+TASK_ID_MARK = "__TASK_ID__"  # replaced by the task id in the ceiling loops' callback bodies
 
 
-def task_id(prefix: str, index: int) -> str:
-    """24 hex characters like Scale's ids: an 8-hex phase prefix and a 16-hex counter.
-    seed.py builds the same ids in SQL (prefix || lpad(to_hex(g), 16, '0'))."""
+def ref(prefix: str, index: int) -> str:
+    """The bench's name for task `index` of a set: an 8-hex set prefix and a 16-hex
+    counter (24 hex characters). A task made through the API carries it at the end of its
+    callback_url (sink route + ref), so the sink knows which task called back; the task's
+    own id is the one the server assigned. The ceilings' SQL rows use it as their id
+    (seed.py builds the same in SQL: prefix || lpad(to_hex(g), 16, '0'))."""
     return f"{prefix}{index:016x}"
+
+
+def task_body_template() -> str:
+    """The body of POST /v1/task/<TASK_TYPE>, as text with CALLBACK_MARK where the callback
+    URL goes and INDEX_MARK where the task's index goes (metadata.index)."""
+    body = {
+        "project": PROJECT,
+        "instruction": INSTRUCTION,
+        "callback_url": CALLBACK_MARK,
+        "metadata": {"index": INDEX_MARK, "source": "bench"},
+        **PARAMS,
+    }
+    return json.dumps(body, separators=(",", ":")).replace(f'"{INDEX_MARK}"', INDEX_MARK)
+
+
+CALLBACK_MARK = "__CALLBACK_URL__"
+INDEX_MARK = "__INDEX__"
 
 
 def event_json(tid: str) -> str:

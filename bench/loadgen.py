@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.common import Signer, events_body, latency_summary, task_id
+from bench.common import Signer, events_body, latency_summary
+from bench.creator import TaskSet
 from bench.httpclient import Client
 
 REQUEST_TIMEOUT = 60.0  # seconds; a request that takes longer counts as an error
@@ -28,7 +29,7 @@ WARM_FRACTION = 0.2  # the first 20 % of an open-loop window is left out of deli
 
 
 def healthy(index: int) -> bool:
-    """Slots 0 and 1 of every ten may go to bad neighbours (seed.py: routes[g % 10])."""
+    """Slots 0 and 1 of every ten may go to bad neighbours (creator.py: routes[g % 10])."""
     return index % 10 >= 2
 
 
@@ -71,16 +72,17 @@ async def _post(target: Target, signer: Signer, tids: list[str], errors: Counter
 
 async def closed_loop(
     *,
+    tasks: TaskSet,
     urls: list[str],
     secret: str,
-    prefix: str,
-    count: int,
     batch: int,
     concurrency: int,
     duration: float,
+    count: int | None = None,
 ) -> dict[str, Any]:
-    """`concurrency` workers send batches of `batch` events for tasks 0..count-1 of
-    `prefix` until `duration` seconds pass or the tasks run out."""
+    """`concurrency` workers send batches of `batch` events for tasks 0..count-1 of the
+    set (all of it by default) until `duration` seconds pass or the tasks run out."""
+    count = len(tasks) if count is None else min(count, len(tasks))
     signer, errors = Signer(secret), Counter[str]()
     latencies: list[float] = []
     state = {"next": 0, "applied": 0, "requests": 0}
@@ -90,7 +92,7 @@ async def closed_loop(
         while time.perf_counter() < deadline and state["next"] < count:
             first = state["next"]
             state["next"] = min(count, first + batch)
-            tids = [task_id(prefix, i) for i in range(first, state["next"])]
+            tids = tasks[first : state["next"]]
             began = time.perf_counter()
             applied = await _post(target, signer, tids, errors)
             state["applied"] += applied  # after the await: `+= await` would lose updates
@@ -115,9 +117,11 @@ async def closed_loop(
 
 @dataclass
 class _Run:
-    """One open-loop run: per event, its task id, scheduled time and acknowledgement."""
+    """One open-loop run: per event, its task's id (the event names it) and reference (the
+    sink files its callback under it), scheduled time and acknowledgement."""
 
     tids: list[str]
+    refs: list[str]
     t0: float
     rate: float
     acked: list[float] = field(default_factory=list)
@@ -136,9 +140,9 @@ class _Run:
 async def open_loop(
     arrived: dict[str, float],
     *,
+    tasks: TaskSet,
     urls: list[str],
     secret: str,
-    prefix: str,
     start: int,
     count: int,
     rate: float,
@@ -147,10 +151,12 @@ async def open_loop(
     connections: int = 1024,
     max_in_flight: int = 20_000,
 ) -> dict[str, Any]:
-    """Send `count` events at `rate`/s (tasks start..start+count-1 of `prefix`), round-robin
+    """Send `count` events at `rate`/s (tasks start..start+count-1 of the set), round-robin
     over `urls`; then wait up to `settle` s for the stragglers (only for the healthy 80 %
-    when bad neighbours take the rest). `arrived` is the sink's."""
-    run = _Run([task_id(prefix, start + i) for i in range(count)], time.perf_counter() + 0.1, rate)
+    when bad neighbours take the rest). `arrived` is the sink's, by task reference."""
+    indices = range(start, start + count)
+    run = _Run(tasks[start : start + count], [tasks.ref(g) for g in indices], 0.0, rate)
+    run.t0 = time.perf_counter() + 0.1
     run.acked = [math.nan] * count
     signer = Signer(secret)
     pending: set[asyncio.Task[None]] = set()
@@ -198,7 +204,7 @@ async def _settle(
     await asyncio.sleep(max(0.0, run.end - time.perf_counter()))
     deadline = time.perf_counter() + settle
     while time.perf_counter() < deadline:
-        acked = [run.tids[i] for i in awaited if not math.isnan(run.acked[i])]
+        acked = [run.refs[i] for i in awaited if not math.isnan(run.acked[i])]
         if not pending and all(t in arrived for t in acked):
             return
         await asyncio.sleep(0.1)
@@ -230,13 +236,13 @@ def _class_stats(run: _Run, arrived: dict[str, float], indices: list[int]) -> di
     send-to-callback latency."""
     warm_from = run.t0 + WARM_FRACTION * (run.end - run.t0)
     acked_idx = [i for i in indices if not math.isnan(run.acked[i])]
-    got = [arrived[run.tids[i]] for i in indices if run.tids[i] in arrived]
+    got = [arrived[run.refs[i]] for i in indices if run.refs[i] in arrived]
     in_window = sum(warm_from <= t <= run.end for t in got)
 
     def backlog(at: float) -> int:
         return sum(run.due(i) <= at for i in indices) - sum(t <= at for t in got)
 
-    latencies = [arrived[run.tids[i]] - run.due(i) for i in indices if run.tids[i] in arrived]
+    latencies = [arrived[run.refs[i]] - run.due(i) for i in indices if run.refs[i] in arrived]
     # The ingest part of it: from the event's scheduled time to its acknowledgement.
     ack = latency_summary([run.acked[i] - run.due(i) for i in acked_idx])
     return {
@@ -246,7 +252,7 @@ def _class_stats(run: _Run, arrived: dict[str, float], indices: list[int]) -> di
         "delivered_per_s": round(in_window / max(run.end - warm_from, 1e-9), 1),
         "backlog_mid": backlog(run.t0 + (run.end - run.t0) / 2),
         "backlog_end": backlog(run.end),
-        "missing_after_settle": sum(run.tids[i] not in arrived for i in acked_idx),
+        "missing_after_settle": sum(run.refs[i] not in arrived for i in acked_idx),
         **latency_summary(latencies),
         "ack_p50_ms": ack["p50_ms"],
         "ack_p99_ms": ack["p99_ms"],

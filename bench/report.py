@@ -140,7 +140,7 @@ def _ingest(results: dict[str, Any]) -> str:
     tail = (
         f"\n  check: {check.get('tasks_completed')} tasks completed for "
         f"{check.get('events_applied')} events applied"
-    )
+    ) + _creation(res)
     return (
         table(
             "Ingest (taskhook receiver alone, closed loop, acknowledgement latency)", headers, rows
@@ -150,27 +150,42 @@ def _ingest(results: dict[str, Any]) -> str:
 
 
 def _drain(results: dict[str, Any]) -> str:
-    r = results["drain"]
-    c, m, n = r["cpu"], r["rss"], r["callbacks"]
-    growth = None if m["peak_mb"] is None else round(m["peak_mb"] - m["start_mb"], 1)
-    row = [
-        r["n"],
-        n,
-        r["callbacks_per_s"],
-        r["first_callback_ms"],
-        r["all_recorded_s"],
-        f"{fmt(m['start_mb'])} / {fmt(m['peak_mb'])} / {fmt(m['end_mb'])}",
-        growth,
-        cores(c, "dispatcher"),
-        cores(c, "postgres"),
-        us_per_event(c, n, "dispatcher"),
-        us_per_event(c, n, "postgres"),
-        pct(r["callbacks_per_s"], ceiling_at(results, "http")),
-    ]
+    rows, tails = [], []
+    for r in results["drain"]["runs"]:
+        c, m, n = r["cpu"], r["rss"], r["callbacks"]
+        growth = None if m["peak_mb"] is None else round(m["peak_mb"] - m["start_mb"], 1)
+        rows.append(
+            [
+                r["n"],
+                r["task_creation"]["tasks_per_s"],
+                r["queueing"]["events_per_s"],
+                n,
+                r["callbacks_per_s_from_start"],
+                r["callbacks_per_s_from_first"],
+                r["first_callback_ms"],
+                r["all_recorded_s"],
+                f"{fmt(m['start_mb'])} / {fmt(m['peak_mb'])} / {fmt(m['end_mb'])}",
+                growth,
+                cores(c, "dispatcher"),
+                cores(c, "postgres"),
+                us_per_event(c, n, "dispatcher"),
+                us_per_event(c, n, "postgres"),
+                pct(r["callbacks_per_s_from_first"], ceiling_at(results, "http")),
+            ]
+        )
+        check = r["check"]
+        tails.append(
+            f"\n  check {r['n']:,}: {check['succeeded']} of {r['n']} callback_succeeded, "
+            f"{check['sink_duplicates']} duplicate callbacks, {check['tasks_with_2_deliveries']} "
+            f"tasks with 2 deliveries -> {'OK' if check['ok'] else 'FAILED'}"
+        )
     headers = [
         "queued",
+        "made tasks/s",
+        "queued ev/s",
         "delivered",
-        "callbacks/s",
+        "cb/s from start",
+        "cb/s from 1st",
         "1st cb ms",
         "all recorded s",
         "RSS start/peak/end MB",
@@ -181,12 +196,13 @@ def _drain(results: dict[str, Any]) -> str:
         "PG µs/cb",
         "of bare HTTP",
     ]
-    check = r["check"]
-    verdict = "OK" if check["ok"] else "FAILED"
-    tail = f"\n  check: {check['succeeded']} of {r['n']} (+1 probe) callback_succeeded -> {verdict}"
-    return (
-        table("Drain (taskhook dispatcher alone, sink answers 200 at once)", headers, [row]) + tail
+    title = (
+        "Drain (tasks made through the API and completed by signed 100-event POST /v1/events "
+        "on `taskhook receiver` alone; then `taskhook dispatcher` alone on the backlog, the "
+        "sink answering 200 at once; cb/s from the dispatcher's start (its start-up included) "
+        "and from its first callback; RSS from the first callback)"
     )
+    return table(title, headers, rows) + "".join(tails)
 
 
 # --- end to end -----------------------------------------------------------------------
@@ -260,7 +276,174 @@ def _ladder(results: dict[str, Any], key: str, title: str) -> str:
     )
     if key == "scaleout" and results.get("e2e", {}).get("headline_per_s"):
         text += f"\n  2+2 processes vs one serve: {pct(head, results['e2e']['headline_per_s'])}"
+    return text + _creation(r)
+
+
+def _creation(r: dict[str, Any]) -> str:
+    """The side figure: tasks made through the API before the timed windows."""
+    made = r.get("task_creation")
+    if not made or not made.get("tasks"):
+        return ""
+    return (
+        f"\n  tasks made through POST /v1/task (outside the timed windows): {made['tasks']:,} "
+        f"in {fmt(made['seconds'])} s = {fmt(made['tasks_per_s'])} tasks/s at concurrency "
+        f"{made.get('concurrency', '?')}"
+    )
+
+
+def _sizes(sizes: dict[str, Any]) -> str:
+    rows = [
+        [
+            name,
+            s["total_mb"],
+            s["heap_mb"],
+            s["index_mb"],
+            s["live_tuples"],
+            s["dead_tuples"],
+        ]
+        for name, s in sizes.items()
+    ]
+    headers = ["table", "total MB", "heap MB", "indexes MB", "live tuples", "dead tuples"]
+    return table("", headers, rows).lstrip("\n")
+
+
+def _aged(results: dict[str, Any]) -> str:
+    r = results["aged"]
+    h = r["history"]
+    stages = ", ".join(
+        f"{k} {fmt(v['rows_per_busy_s'])} rows/s ({fmt(v['busy_s'])} busy s)"
+        for k, v in h["stages"].items()
+    )
+    kept = r["history_kept"]
+    text = (
+        f"Aged database: {h['delivered']:,} finished deliveries made in {fmt(h['seconds'])} s "
+        f"({fmt(h['per_s'])}/s; {h['workers']} pipelines of {h['chunk']:,}: {stages}), in-process "
+        f"through taskhook's own functions (bench/history.py: {h['how']}); then VACUUM (ANALYZE) "
+        f"once in {fmt(h['vacuum_analyze_s'])} s, standing in for the autovacuum of the weeks "
+        f"such a history takes. Sizes at the start of the ladder:\n"
+    )
+    text += _sizes(r["sizes_at_start"])
+    text += "\n\n" + _ladder(results, "aged", "End to end on the aged database (taskhook serve)")
+    text += (
+        f"\n  history kept (retention must not prune it): {kept['deliveries']:,} deliveries, "
+        f"{kept['attempts']:,} attempts of {h['delivered']:,} -> "
+        f"{'OK' if kept['ok'] else 'FAILED'}"
+    )
     return text
+
+
+def _window_p(w: dict[str, Any]) -> list[object]:
+    a = w["all"]
+    errors = sum(w["errors"].values()) + w["skipped_in_flight_cap"] + a["missing_after_settle"]
+    return [a["p50_ms"], a["p99_ms"], a["delivered_per_s"], errors]
+
+
+def _held(results: dict[str, Any]) -> str:
+    r = results["held"]
+    rows = []
+    for w in r["windows"]:
+        share = w["snapshot_share"]
+        mark = "HELD" if share >= 0.99 else (f"part ({share:.0%})" if share >= 0.05 else "")
+        dead = w["dead_tuples"]
+        rows.append(
+            [
+                f"{fmt(w['began_s'])}-{fmt(w['began_s'] + r['window_s'])}",
+                mark,
+                *_window_p(w),
+                w["all"]["backlog_end"],
+                dead.get("deliveries"),
+                dead.get("tasks"),
+            ]
+        )
+    headers = [
+        "window s",
+        "snapshot",
+        "p50 ms",
+        "p99 ms",
+        "delivered/s",
+        "errors",
+        "backlog end",
+        "deliveries dead",
+        "tasks dead",
+    ]
+    snap = r["snapshot"]
+    title = (
+        f"Held snapshot (taskhook serve, {r['rate']} events/s open loop; a separate connection "
+        f"holds `{snap['sql']}` from {fmt(snap['held_s'][0])} s to {fmt(snap['held_s'][1])} s)"
+    )
+    check = r["check"]
+    text = table(title, headers, rows) + (
+        f"\n  check: {check['succeeded']} of {check['acked_events']} acknowledged tasks have "
+        f"callback_succeeded true, {check['sink_duplicates']} duplicate callbacks, "
+        f"{check['tasks_with_2_deliveries']} tasks with 2 deliveries -> "
+        f"{'OK' if check['ok'] else 'FAILED'}"
+    )
+    return text + _window_creation(r)
+
+
+def _window_creation(r: dict[str, Any]) -> str:
+    made = r.get("task_creation") or {}
+    total = made.get("total") or {}
+    if not total.get("tasks"):
+        return ""
+    return (
+        f"\n  tasks made through POST /v1/task: {total['tasks']:,} at "
+        f"{fmt(total['tasks_per_s'])} tasks/s, {made['mode']}"
+    )
+
+
+def _soak(results: dict[str, Any]) -> str:
+    r = results["soak"]
+    rows = []
+    for w in r["windows"]:
+        rss, sizes = w["rss_mb"], w["sizes"]
+        rows.append(
+            [
+                w["window"] + 1,
+                *_window_p(w),
+                w["waited_for_tasks_s"],
+                *(sizes.get(t, {}).get("total_mb") for t in SOAK_TABLES),
+                *(sizes.get(t, {}).get("dead_tuples") for t in SOAK_TABLES),
+                rss["serve"],
+                rss["world"],
+                rss["postmaster"],
+                rss["backends"],
+            ]
+        )
+    short = ["tasks", "deliv", "payl", "attm", "events"]
+    headers = [
+        "min",
+        "p50 ms",
+        "p99 ms",
+        "delivered/s",
+        "errors",
+        "waited s",
+        *(f"{s} MB" for s in short),
+        *(f"{s} dead" for s in short),
+        "serve MB",
+        "world MB",
+        "pm MB",
+        "backends MB",
+    ]
+    title = (
+        f"Soak (taskhook serve, {r['rate']} single-event requests/s for {r['minutes']} windows "
+        f"of {fmt(r['window_s'])} s; table = total of heap, TOAST and indexes; RSS = VmRSS)"
+    )
+    check = r["check"]
+    text = table(title, headers, rows)
+    last = r["windows"][-1]["sizes"] if r["windows"] else {}
+    if last:
+        text += "\n  sizes at the end:\n" + _sizes(last)
+    text += (
+        f"\n  check: {check['succeeded']} of {check['acked_events']} acknowledged tasks have "
+        f"callback_succeeded true, {check['sink_duplicates']} duplicate callbacks, "
+        f"{check['tasks_with_2_deliveries']} tasks with 2 deliveries -> "
+        f"{'OK' if check['ok'] else 'FAILED'}"
+    )
+    return text + _window_creation(r)
+
+
+SOAK_TABLES = ("tasks", "deliveries", "delivery_payloads", "delivery_attempts", "ingested_events")
 
 
 def _neighbour(results: dict[str, Any]) -> str:
@@ -299,12 +482,12 @@ def _neighbour(results: dict[str, Any]) -> str:
         f"{bad.get('requests_hang', 0)} hung, {bad.get('requests_fail', 0)} answered 500; "
         f"check -> {'OK' if r['check']['ok'] else 'FAILED'}"
     )
-    return text
+    return text + _creation(r)
 
 
 def _cpu_per_event(results: dict[str, Any]) -> str | None:
     rows = []
-    for key in ("e2e", "scaleout"):
+    for key in ("e2e", "scaleout", "aged"):
         steps = results.get(key, {}).get("steps") or []
         if not steps:
             continue
@@ -360,6 +543,7 @@ def render(doc: dict[str, Any]) -> str:
         ("ingest", lambda: _ingest(results)),
         ("drain", lambda: _drain(results)),
         ("e2e", lambda: _ladder(results, "e2e", "End to end, open loop (taskhook serve)")),
+        ("held", lambda: _held(results)),
         ("neighbour", lambda: _neighbour(results)),
         (
             "scaleout",
@@ -367,6 +551,8 @@ def render(doc: dict[str, Any]) -> str:
                 results, "scaleout", "Scale-out, open loop (2 receivers + 2 dispatchers)"
             ),
         ),
+        ("aged", lambda: _aged(results)),
+        ("soak", lambda: _soak(results)),
     ]
     for key, render_one in sections:
         if key not in results:

@@ -27,7 +27,7 @@ from typing import Any
 
 from bench import report, service
 from bench.scenarios import QUICK, Context, Plan
-from bench.scenarios.registry import SCENARIOS
+from bench.scenarios.registry import DEFAULT_ORDER, SCENARIOS
 from bench.service import REPO, Postgres
 from bench.worldctl import World
 
@@ -41,18 +41,33 @@ def _list(text: str) -> list[str]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="make bench ARGS=...", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="a ~2 minute smoke run")
+    p.add_argument("--quick", action="store_true", help="a ~8 minute smoke run")
     p.add_argument(
         "--scenarios",
         type=_list,
-        default=list(SCENARIOS),
-        help=f"comma list, in run order (default: {','.join(SCENARIOS)})",
+        default=list(DEFAULT_ORDER),
+        help=f"comma list, run in this order: {','.join(SCENARIOS)} "
+        f"(default: {','.join(DEFAULT_ORDER)}; soak only when named)",
     )
     p.add_argument("--skip", type=_list, default=[], help="comma list of scenarios to leave out")
     p.add_argument("--rates", type=_list, help="open-loop rates, events/s (default 250..3000)")
     p.add_argument("--step-seconds", type=float, help="seconds per open-loop rate")
-    p.add_argument("--drain-n", type=int, help="deliveries queued for the drain")
+    p.add_argument(
+        "--drain-n", type=int, help="one drain of this many callbacks (default 20,000 and 100,000)"
+    )
     p.add_argument("--neighbour-rate", type=int, help="default: the end-to-end headline")
+    p.add_argument(
+        "--aged-deliveries", type=int, help="history of the aged scenario (default 2,000,000)"
+    )
+    p.add_argument("--held-seconds", type=float, help="length of the held-snapshot load")
+    p.add_argument("--soak-minutes", type=float, help="length of the soak (default 30)")
+    p.add_argument("--soak-rate", type=int, help="events/s of the soak (default 1000)")
+    p.add_argument(
+        "--soak-precreate-max-s",
+        type=float,
+        help="make every soak task before the load if that takes at most this long, else "
+        "make the rest beside the load (default 300)",
+    )
     p.add_argument(
         "--service-env",
         action="append",
@@ -71,9 +86,25 @@ def plan_from(args: argparse.Namespace) -> Plan:
     if args.step_seconds:
         fields["step_s"] = args.step_seconds
     if args.drain_n:
-        fields["drain_n"] = args.drain_n
+        fields["drain_sizes"] = (args.drain_n,)
     if args.neighbour_rate:
         fields["neighbour_rate"] = args.neighbour_rate
+    if args.aged_deliveries:
+        fields["aged_deliveries"] = args.aged_deliveries
+    if args.held_seconds:
+        scale = args.held_seconds / Plan.held_s  # the snapshot keeps its share of the load
+        fields.update(
+            held_s=args.held_seconds,
+            held_from_s=Plan.held_from_s * scale,
+            held_until_s=Plan.held_until_s * scale,
+            held_window_s=min(Plan.held_window_s, args.held_seconds / 5),
+        )
+    if args.soak_minutes:
+        fields["soak_minutes"] = args.soak_minutes
+    if args.soak_rate:
+        fields["soak_rate"] = args.soak_rate
+    if args.soak_precreate_max_s is not None:
+        fields["soak_precreate_max_s"] = args.soak_precreate_max_s
     env = dict(item.split("=", 1) for item in args.service_env)
     return Plan(**fields, service_env=env)
 
@@ -129,12 +160,15 @@ async def run_all(plan: Plan, names: list[str], doc: dict[str, Any], logs: Path)
         for name in names:
             print(f"[{time.monotonic() - began:5.0f} s] {name} ...", flush=True)
             started = time.monotonic()
+            ctx.created = []
             try:
                 result = await SCENARIOS[name](ctx)
             except Exception as exc:
                 traceback.print_exc()
                 result = {"error": f"{type(exc).__name__}: {exc}"}
             result["seconds"] = round(time.monotonic() - started, 1)
+            if "task_creation" not in result and (made := ctx.creation_summary()):
+                result["task_creation"] = made
             doc["results"][name] = result
             await pg.settle()
     finally:

@@ -1,44 +1,36 @@
 """Database work of the bench: a fresh database per scenario (migrated and with one account
-by the real CLI), tasks and due deliveries made in bulk with generate_series, and the
-end-of-run checks on `callback_succeeded`."""
+by the real CLI), its project made through the API, the ceilings' bare rows, the sizes and
+dead tuples of the tables, and the end-of-run checks on `callback_succeeded`.
+
+Every scenario that needs live tasks makes them through taskhook's API (the world does it:
+bench/creator.py). The one SQL insert left here is the ceilings', see _CEILING_ROWS.
+"""
 
 from __future__ import annotations
 
 import json
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
+import aiohttp
 import asyncpg
 
 from bench import common
+from bench.creator import basic_auth
 from bench.service import Postgres, taskhook_env, taskhook_once
 
-# Task ids are prefix || 16 hex digits of g, exactly as common.task_id builds them.
-# The callback URL is routes[g % 10] || id: ten slots, so 10 % of tasks can go elsewhere.
-_INSERT_TASKS = """
+# The bare PostgreSQL loop of the ceilings (bench/ceilings.py) updates these rows by id.
+# They stay an SQL insert, because that scenario measures PostgreSQL with no taskhook
+# process running at all (no receiver to create tasks through), and its rows are only a
+# fixture of the right size for taskhook's UPDATE + INSERT per event, reused cyclically;
+# no taskhook code reads them. Ids are prefix || 16 hex digits of g (common.ref).
+_CEILING_ROWS = """
 INSERT INTO tasks (id, account_id, is_test, type, status, project, instruction,
-                   callback_url, params, metadata, response, completed_at,
-                   customer_review_status)
-SELECT id, $2, false, $3, $4, $5, $6, ($7::text[])[(g % 10)::int + 1] || id, $8::jsonb,
-       jsonb_build_object('index', g),
-       CASE WHEN $4 = 'completed' THEN $9::jsonb END,
-       CASE WHEN $4 = 'completed' THEN now() END,
-       CASE WHEN $4 = 'completed' THEN 'pending' END
-FROM generate_series($10::bigint, $11::bigint) g,
+                   callback_url, params, metadata)
+SELECT id, $2, false, $3, 'pending', $4, $5, $6 || id, $7::jsonb, jsonb_build_object('index', g)
+FROM generate_series(0, $8::bigint - 1) g,
      LATERAL (SELECT $1::text || lpad(to_hex(g), 16, '0') AS id) i
-"""
-# Due deliveries for every task of a prefix, in one statement (the drain's "enqueue").
-_INSERT_DELIVERIES = """
-WITH d AS (
-    INSERT INTO deliveries (task_id, account_id, trigger, target, host, webhook_id)
-    SELECT t.id, t.account_id, 'completed', t.callback_url, $2, 'msg_' || t.id
-    FROM tasks t
-    WHERE t.id LIKE $1 || '%'
-    ORDER BY t.id
-    RETURNING id, task_id
-)
-INSERT INTO delivery_payloads (delivery_id, payload)
-SELECT d.id, replace($3, $4, d.task_id) FROM d
 """
 _QUEUE_DEPTH = "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')"
 _CHECK = """
@@ -54,59 +46,66 @@ SELECT (SELECT count(*) FROM (SELECT task_id FROM deliveries GROUP BY task_id
        (SELECT count(*) FROM delivery_attempts WHERE attempt > 1) AS retried_attempts,
        (SELECT count(*) FROM deliveries WHERE state = 'succeeded') AS succeeded_deliveries
 """
+SIZE_TABLES = ("tasks", "deliveries", "delivery_payloads", "delivery_attempts", "ingested_events")
+_SIZES = """
+SELECT c.relname AS name,
+       pg_total_relation_size(c.oid) AS total_bytes,
+       pg_relation_size(c.oid) AS heap_bytes,
+       pg_indexes_size(c.oid) AS index_bytes,
+       s.n_live_tup AS live_tuples,
+       s.n_dead_tup AS dead_tuples
+FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE c.relname = ANY ($1::text[])
+"""
 
 
 @dataclass
 class Database:
-    """A migrated scenario database with one account."""
+    """A migrated scenario database with one account (and its live API key)."""
 
     dsn: str
     account_id: str
+    live_key: str
+    project_made: bool = False  # POST /v1/projects done (once a receiver is up)
 
     async def connect(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.dsn)
 
 
 async def prepare(pg: Postgres, name: str, secret: str) -> Database:
-    """Fresh database; `taskhook migrate` and `taskhook accounts create bench --json`."""
+    """Fresh database; `taskhook migrate` and `taskhook accounts create bench --json`
+    (which prints account_id, live_key, test_key, callback_auth_key, signing_secret)."""
     dsn = await pg.fresh_database(name)
     env = taskhook_env(dsn, secret, {})
     await taskhook_once(["migrate"], env)
     account = json.loads(await taskhook_once(["accounts", "create", "bench", "--json"], env))
-    return Database(dsn, account["account_id"])
+    return Database(dsn, account["account_id"], account["live_key"])
+
+
+async def create_project(base_url: str, key: str, name: str = common.PROJECT) -> None:
+    """POST /v1/projects as the customer would; an existing one (409) is fine."""
+    headers = {"Authorization": basic_auth(key)}
+    body = {"name": name, "type": common.TASK_TYPE}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
+        session.post(base_url + "/v1/projects", json=body, headers=headers) as resp,
+    ):
+        if resp.status not in (200, 409):
+            raise RuntimeError(f"POST /v1/projects: {resp.status} {await resp.text()}")
 
 
 def new_prefix() -> str:
     return secrets.token_hex(4)
 
 
-async def insert_tasks(
-    conn: asyncpg.Connection,
-    db: Database,
-    prefix: str,
-    count: int,
-    routes: list[str],
-    *,
-    status: str = "pending",
-    start: int = 0,
+async def insert_ceiling_rows(
+    conn: asyncpg.Connection, db: Database, prefix: str, count: int, route: str
 ) -> None:
-    """`count` live tasks with ids prefix+counter; routes: 10 callback URL bases."""
-    assert len(routes) == 10
-    params = json.dumps(common.PARAMS)
+    """`count` pending tasks with ids prefix+counter for the bare PostgreSQL loop."""
     await conn.execute(
-        _INSERT_TASKS, prefix, db.account_id, common.TASK_TYPE, status, common.PROJECT,
-        common.INSTRUCTION, routes, params, common.RESPONSE_JSON, start, start + count - 1,
+        _CEILING_ROWS, prefix, db.account_id, common.TASK_TYPE, common.PROJECT,
+        common.INSTRUCTION, route, json.dumps(common.PARAMS), count,
     )  # fmt: skip
-
-
-async def enqueue_deliveries(conn: asyncpg.Connection, prefix: str, host: str) -> str:
-    """One due delivery per task of the prefix, committed at once; returns the status."""
-    async with conn.transaction():
-        status = await conn.execute(
-            _INSERT_DELIVERIES, prefix, host, common.callback_template(), common.TASK_ID_MARK
-        )
-        await conn.execute("SELECT pg_notify('taskhook_deliveries', '')")
-    return str(status)
 
 
 async def queue_depth(conn: asyncpg.Connection) -> int:
@@ -119,3 +118,23 @@ async def check(conn: asyncpg.Connection, route: str) -> dict[str, int]:
     row = await conn.fetchrow(_CHECK, route)
     extra = await conn.fetchrow(_DELIVERY_CHECK)
     return {**dict(row), **dict(extra)}  # type: ignore[arg-type]
+
+
+async def sizes(
+    conn: asyncpg.Connection, tables: tuple[str, ...] = SIZE_TABLES
+) -> dict[str, dict[str, Any]]:
+    """Per table: total (heap + TOAST + indexes), heap and index sizes in MB, and the
+    live and dead tuples of pg_stat_user_tables (which lag by up to a second or so)."""
+    rows = await conn.fetch(_SIZES, list(tables))
+    mb = 1024 * 1024
+    out = {
+        r["name"]: {
+            "total_mb": round(r["total_bytes"] / mb, 1),
+            "heap_mb": round(r["heap_bytes"] / mb, 1),
+            "index_mb": round(r["index_bytes"] / mb, 1),
+            "live_tuples": r["live_tuples"],
+            "dead_tuples": r["dead_tuples"],
+        }
+        for r in rows
+    }
+    return {t: out[t] for t in tables if t in out}

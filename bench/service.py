@@ -29,6 +29,9 @@ import aiohttp
 import asyncpg
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# taskhook's data_dir in every bench process (its generated secret key lives there); the
+# in-process history builder (bench/history.py) reads the same key.
+DATA_DIR = Path(tempfile.gettempdir()) / "taskhook-bench-data"
 READY_TIMEOUT = 60.0  # seconds for a taskhook role to answer /readyz
 STOP_TIMEOUT = 20.0  # seconds after SIGTERM before SIGKILL (taskhook's grace is 10 s)
 REPO = Path(__file__).resolve().parent.parent
@@ -111,30 +114,49 @@ class RssSampler:
     def __init__(self, pid: int, interval: float = 0.5) -> None:
         self.pid, self.interval = pid, interval
         self.samples: list[float] = []
+        self.times: list[float] = []  # wall clock of each sample
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._sample())
 
-    async def _sample(self) -> None:
-        while (mb := rss_mb(self.pid)) is not None:
+    def _take(self) -> float | None:
+        mb = rss_mb(self.pid)
+        if mb is not None:
             self.samples.append(mb)
+            self.times.append(time.time())
+        return mb
+
+    async def _sample(self) -> None:
+        while self._take() is not None:
             await asyncio.sleep(self.interval)
 
-    async def stop(self) -> dict[str, float | int | None]:
+    async def stop(self, since: float | None = None) -> dict[str, float | int | None]:
+        """start is the first sample at or after `since` (wall clock; e.g. the first
+        callback, once the process is up), else the first one; `at_launch_mb` the first."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if (mb := rss_mb(self.pid)) is not None:
-            self.samples.append(mb)
+        self._take()
         s = self.samples
+        first = 0
+        if since is not None:
+            first = next((i for i, t in enumerate(self.times) if t >= since), len(s) - 1)
+        run = s[max(first, 0) :]
         return {
             "samples": len(s),
-            "start_mb": round(s[0], 1) if s else None,
-            "peak_mb": round(max(s), 1) if s else None,
-            "end_mb": round(s[-1], 1) if s else None,
+            "at_launch_mb": round(s[0], 1) if s else None,
+            "start_mb": round(run[0], 1) if run else None,
+            "peak_mb": round(max(run), 1) if run else None,
+            "end_mb": round(run[-1], 1) if run else None,
         }
+
+
+def tree_rss_mb(root: int) -> tuple[float | None, float]:
+    """VmRSS of a server and the sum of its direct children's (PostgreSQL's backends and
+    workers; shared buffers each of them touched count in each)."""
+    return rss_mb(root), round(sum(rss_mb(p) or 0.0 for p in child_pids(root)), 1)
 
 
 def free_port() -> int:
@@ -250,7 +272,7 @@ def taskhook_env(
         TASKHOOK_INGEST_SECRET=secret,
         TASKHOOK_ALLOW_PRIVATE_TARGETS="1",
         TASKHOOK_HOST="127.0.0.1",
-        TASKHOOK_DATA_DIR=str(Path(tempfile.gettempdir()) / "taskhook-bench-data"),
+        TASKHOOK_DATA_DIR=str(DATA_DIR),
         TASKHOOK_DISPATCHER_PORT="0",
     )
     if port is not None:

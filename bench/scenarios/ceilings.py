@@ -26,7 +26,7 @@ async def run(ctx: Context) -> dict[str, Any]:
     conn = await db.connect()
     try:
         prefix, route = seed.new_prefix(), ctx.world.sink("cb")
-        await seed.insert_tasks(conn, db, prefix, PG_TASKS, [route] * 10)
+        await seed.insert_ceiling_rows(conn, db, prefix, PG_TASKS, route)
         await conn.execute("VACUUM ANALYZE tasks")
     finally:
         await conn.close()

@@ -1,7 +1,8 @@
 """Scenarios 3 and 6, end to end in an open loop: fixed offered rates of single-event
-requests, each a task.completed for a pending live task whose callback_url is the sink with
-the task id in the path. Latency runs from sending the event to the sink's arrival of the
-callback (one process, one clock). The ladder stops after the first saturated rate.
+requests, each a task.completed for a pending live task (made through the API before the
+step) whose callback_url is the sink with the task's reference in the path. Latency runs
+from sending the event to the sink's arrival of the callback (one process, one clock).
+The ladder stops after the first saturated rate.
 
 `taskhook serve` for scenario 3; 2 receivers + 2 dispatchers on one PostgreSQL for
 scenario 6 (the load generator spreads requests over both receivers).
@@ -16,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from bench import seed
-from bench.scenarios import Context, wait_queue_empty
+from bench.scenarios import Context, api_urls, wait_queue_empty
 from bench.service import CpuMeter, Taskhook, running
 
 P99_TARGET_MS = 100.0
@@ -43,8 +44,15 @@ async def run_scaleout(ctx: Context) -> dict[str, Any]:
     return await ladder(ctx, "scaleout", SCALE_OUT)
 
 
-async def ladder(ctx: Context, name: str, roles: list[tuple[str, str]]) -> dict[str, Any]:
-    db = await ctx.database(name)
+async def ladder(
+    ctx: Context,
+    name: str,
+    roles: list[tuple[str, str]],
+    db: seed.Database | None = None,
+) -> dict[str, Any]:
+    """The rates in order on a fresh database (or on `db`, e.g. an aged one), until one
+    saturates; then the final check of every task called back at the sink."""
+    db = db or await ctx.database(name)
     conn = await db.connect()
     route = ctx.world.sink("cb")
     steps: list[dict[str, Any]] = []
@@ -81,23 +89,24 @@ async def open_loop_step(
     *,
     only_healthy_arrive: bool = False,
 ) -> dict[str, Any]:
-    """One rate: fresh pending tasks, an empty queue to start from, CPU over the window
-    (cores) and over window + settle (CPU per event)."""
-    count, prefix = int(rate * seconds), seed.new_prefix()
-    await seed.insert_tasks(conn, db, prefix, count, routes)
+    """One rate: fresh pending tasks (made through the API first), an empty queue to start
+    from, CPU over the window (cores) and over window + settle (CPU per event)."""
+    count = int(rate * seconds)
+    prefix = await ctx.create_tasks(db, procs, count, routes)
+    created = ctx.created[-1]
     if not only_healthy_arrive:
         await wait_queue_empty(conn, ctx.plan.settle_s)
     meter = ctx.meter(procs)
     meter.start()
     window = asyncio.create_task(_cpu_after(meter, seconds + 0.1))
-    urls = [p.url + "/v1/events" for p in procs if p.port is not None]
+    urls = [u + "/v1/events" for u in api_urls(procs)]
     try:
         result = await ctx.world.call(
             "open_loop",
             seconds + ctx.plan.settle_s + 120,
+            tasks=prefix,
             urls=urls,
             secret=ctx.secret,
-            prefix=prefix,
             start=0,
             count=count,
             rate=rate,
@@ -112,6 +121,7 @@ async def open_loop_step(
         if not p.alive():
             raise RuntimeError(f"{p.name} exited during the {rate}/s step:\n{p.log_tail()}")
     result["queue_depth_after"] = await seed.queue_depth(conn)
+    result["task_creation"] = {k: created[k] for k in ("tasks", "seconds", "tasks_per_s")}
     result.update(judge(result))
     return result
 
