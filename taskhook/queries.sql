@@ -443,8 +443,9 @@ SELECT d.id FROM d CROSS JOIN n ORDER BY d.id;
 -- earlier than $8. A read-only snapshot (a report, a backup) does not hold it back; a
 -- taskhook session whose state this role may not read holds it at -infinity. NULL stands
 -- for -infinity both ways; NULL for $7 and $8 and no marks scan everything (a
--- dispatcher's first claim, and its periodic sweep, which finds rows another program
--- made due with an earlier next_attempt_at).
+-- dispatcher's first claim, and the claim after a failed one). Rows another program
+-- made due with an earlier next_attempt_at are found by the sweep (due_hosts), which
+-- lowers their hosts' marks.
 WITH RECURSIVE marked (host, low) AS (
     SELECT * FROM unnest($9::text[], $10::timestamptz[])
 ), found (host) AS (
@@ -542,6 +543,26 @@ RETURNING d.id, d.task_id, d.account_id, d.trigger, d.target, d.host,
               AS old_signing_secret_enc,
           (SELECT hosts FROM marks) AS claim_hosts, (SELECT lows FROM marks) AS claim_marks,
           (SELECT at FROM horizon) AS claim_horizon;
+
+-- name: due_hosts
+-- The claim window's sweep (store.ClaimWindow.lower): every host with a due row, and its
+-- earliest due row, scanned from the start of each host. Under a long-held snapshot this
+-- walks the dead entries the claims skip; it runs once a minute beside the claims, never
+-- in their way.
+WITH RECURSIVE hosts (host) AS (
+    SELECT min(host) FROM deliveries WHERE state IN ('pending', 'sending')
+    UNION ALL
+    SELECT (SELECT min(d.host) FROM deliveries d
+            WHERE d.state IN ('pending', 'sending') AND d.host > h.host)
+    FROM hosts h
+    WHERE h.host IS NOT NULL
+)
+SELECT h.host, (SELECT d.next_attempt_at FROM deliveries d
+                WHERE d.state IN ('pending', 'sending') AND d.host = h.host
+                  AND d.next_attempt_at <= now()
+                ORDER BY d.next_attempt_at, d.id LIMIT 1) AS due
+FROM hosts h
+WHERE h.host IS NOT NULL;
 
 -- name: record_attempts
 -- Records many attempts in one round trip (batched outcome writes): see the function

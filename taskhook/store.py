@@ -471,18 +471,55 @@ class ClaimWindow:
     """Where a dispatcher's claims start scanning (queries.sql, claim_deliveries): from
     `marks[host]` for a host an earlier claim left rows of due, from `low` for every other
     host; `horizon` is the bound the next claim's marks may not pass. None is -infinity:
-    scan everything."""
+    scan everything. `lowered` holds what a sweep found behind the marks, until a claim
+    sent after it has come back."""
 
     low: datetime | None = None
     horizon: datetime | None = None
     marks: dict[str, datetime | None] = field(default_factory=dict)
+    lowered: dict[str, datetime] = field(default_factory=dict)
+    sweeps: int = 0  # sweeps that lowered a mark so far
 
     def reset(self) -> None:
-        """Scan everything next time: after a failed claim (a claim rolled back leaves its
-        rows due at their old times), and now and then as a sweep for rows another
-        program made due with earlier times."""
+        """Scan everything next time: after a failed claim, since a claim rolled back
+        leaves its rows due at their old times."""
         self.low = self.horizon = None
-        self.marks = {}
+        self.marks, self.lowered = {}, {}
+
+    def lower(self, due: dict[str, datetime]) -> None:
+        """Scan these hosts from these times (a sweep's finds), as well as from their marks."""
+        behind = {h: at for h, at in due.items() if _before(at, self.start(h))}
+        for host, at in behind.items():
+            self.lowered[host] = min(at, self.lowered.get(host, at))
+        if behind:
+            self.sweeps += 1
+
+    def start(self, host: str) -> datetime | None:
+        """Where the next claim scans `host` from."""
+        mark = self.marks.get(host, self.low)
+        found = self.lowered.get(host)
+        return found if found is not None and _before(found, mark) else mark
+
+    def sent_marks(self) -> dict[str, datetime | None]:
+        """The per-host marks a claim sends: its own, and the sweep's finds."""
+        return {**self.marks, **{h: self.start(h) for h in self.lowered}}
+
+    def update(self, sent_sweeps: int, horizon: datetime | None, row: Any) -> None:
+        """Move to the marks a claim returned; `horizon` and `sent_sweeps` as it was sent."""
+        self.low, self.horizon = horizon, row["claim_horizon"]
+        self.marks = dict(zip(row["claim_hosts"] or [], row["claim_marks"] or [], strict=True))
+        if sent_sweeps == self.sweeps:  # the claim scanned from everything swept so far
+            self.lowered = {}
+
+
+def _before(at: datetime, mark: datetime | None) -> bool:
+    return mark is not None and at < mark
+
+
+async def due_hosts(conn: Conn) -> dict[str, datetime]:
+    """Each host with a due row, and its earliest due row (the claim window's sweep)."""
+    rows = await conn.fetch(queries["due_hosts"])
+    return {r["host"]: r["due"] for r in rows if r["due"] is not None}
 
 
 async def claim_deliveries(
@@ -502,7 +539,7 @@ async def claim_deliveries(
     low mark, and the window moves to the marks the claim returns."""
     busy = busy or {}
     window = window or ClaimWindow()
-    horizon, marks = window.horizon, window.marks
+    horizon, sweeps, marks = window.horizon, window.sweeps, window.sent_marks()
     rows = await conn.fetch(
         queries["claim_deliveries"],
         limit,
@@ -517,11 +554,7 @@ async def claim_deliveries(
         list(marks.values()),
     )
     if rows:  # a claim that took nothing leaves the window as it was, still true
-        first = rows[0]
-        window.low, window.horizon = horizon, first["claim_horizon"]
-        window.marks = dict(
-            zip(first["claim_hosts"] or [], first["claim_marks"] or [], strict=True)
-        )
+        window.update(sweeps, horizon, rows[0])
     return [
         Claimed(
             id=r["id"],

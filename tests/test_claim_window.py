@@ -167,18 +167,34 @@ async def test_a_row_committed_after_the_window_moved_is_still_claimed(
     assert sorted(d.host for d in claimed) == ["foreign.example", "ours.example", "written.example"]
 
 
-async def test_a_reset_window_finds_rows_made_due_behind_it(
+async def test_a_sweep_or_a_reset_finds_rows_made_due_behind_the_marks(
     seeded: None, pool: asyncpg.Pool, claims: asyncpg.Connection
 ) -> None:
-    """A row another program makes due at an earlier time than the low mark is found once
-    the window is reset (the dispatcher's periodic sweep, and after a failed claim)."""
+    """A row another program makes due at an earlier time than the marks is found by the
+    sweep (store.due_hosts, the dispatcher's once a minute), or after a reset (the
+    dispatcher's after a failed claim)."""
     window = store.ClaimWindow()
     await _flow(pool, claims, window)
-    await pool.execute(ADD, "late.example", 1)
+    for late in ("late.example", "later.example"):
+        await pool.execute(ADD, late, 1)
     await pool.execute(
         "UPDATE deliveries SET next_attempt_at = $1::timestamptz - interval '1 hour' "
-        "WHERE host = 'late.example'",
+        "WHERE host LIKE 'late%'",
         window.low,
+    )
+    assert await _claim(claims, window) == []
+    async with pool.acquire() as conn:
+        window.lower(await store.due_hosts(conn))
+    assert set(window.lowered) == {"late.example", "later.example"}
+    assert sorted(d.host for d in await _claim(claims, window)) == [
+        "late.example",
+        "later.example",
+    ]
+    assert window.lowered == {}  # the claim scanned from them: they are done with
+    await pool.execute(ADD, "late.example", 1)
+    await pool.execute(
+        "UPDATE deliveries SET next_attempt_at = now() - interval '1 hour' "
+        "WHERE host = 'late.example' AND state = 'pending'"
     )
     assert await _claim(claims, window) == []
     window.reset()

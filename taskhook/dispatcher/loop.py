@@ -40,8 +40,8 @@ from taskhook.settings import Settings
 
 log = get_logger("taskhook.dispatcher")
 CLAIM_ERROR_BACKOFF = 1.0  # seconds to wait after a failed claim (database down)
-# A claim scans from the window's low mark (store.ClaimWindow); this often one scans
-# everything, for rows another program made due at an earlier time than the mark.
+# Claims scan from their window's marks (store.ClaimWindow); this often a sweep beside
+# them scans everything, for rows another program made due at an earlier time.
 CLAIM_SWEEP_INTERVAL = 60.0
 # Outcomes that no retry can change: give up at once.
 _FINAL_ERRORS = frozenset({"forbidden_target", "smtp_not_configured", "smtp_rejected"})
@@ -72,7 +72,6 @@ class Dispatcher:
         self.claim_conns = (ClaimConnection(dsn), ClaimConnection(dsn))
         self.next_claim: ClaimRun | None = None  # the claim running beside the awaited one
         self.claim_window = store.ClaimWindow()
-        self.swept_at = -math.inf
         self.backlog = False  # the last claim took all it asked for
         smtp = (
             SmtpConfig.from_url(settings.smtp_url, settings.smtp_from)
@@ -131,6 +130,7 @@ class Dispatcher:
             self.outcomes = OutcomeWriter(self.pool)
             listening = asyncio.create_task(self.listener.run(stop))
             pruning = asyncio.create_task(self._prune_periodically(stop))
+            sweeping = asyncio.create_task(self._sweep_periodically(stop))
             log.info("dispatcher.started")
 
             try:
@@ -142,7 +142,7 @@ class Dispatcher:
                 await self.outcomes.close()
                 for conn in self.claim_conns:
                     await conn.close()
-                for side in (listening, pruning):
+                for side in (listening, pruning, sweeping):
                     side.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await side
@@ -172,6 +172,21 @@ class Dispatcher:
                 log.warning("retention.prune_failed", exc_info=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.prune_interval)
+
+    async def _sweep_periodically(self, stop: asyncio.Event) -> None:
+        """Rows made due behind the claims' marks (by another program, with an earlier
+        time) are found here, on a connection of the pool, and the next claim scans
+        their hosts from them."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), CLAIM_SWEEP_INTERVAL)
+            if stop.is_set():
+                return
+            try:
+                async with self.pool.acquire() as conn:
+                    self.claim_window.lower(await store.due_hosts(conn))
+            except Exception:  # down or otherwise: the next round tries again
+                log.warning("dispatcher.sweep_failed", exc_info=True)
 
     async def _step_safely(self, stop: asyncio.Event) -> None:
         """One turn; a failure the claim does not handle (e.g. an unexpected database error)
@@ -251,9 +266,6 @@ class Dispatcher:
         assert self.box is not None
         if run.asked <= 0:
             return []
-        if time.monotonic() - self.swept_at >= CLAIM_SWEEP_INTERVAL:
-            self.claim_window.reset()
-            self.swept_at = time.monotonic()
         try:
             return await store.claim_deliveries(
                 await run.conn.get(),
