@@ -22,7 +22,7 @@ test: $(STAMP)  ## lint, then the whole test suite against a real PostgreSQL
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
-bench: $(STAMP)  ## every benchmark scenario of issue 6 (~10 min; ARGS=--quick: ~2 min)
+bench: $(STAMP)  ## every benchmark scenario but the soak (~30 min; ARGS=--quick: ~10 min)
 	$(BIN)/python -m bench.run $(ARGS)
 
 lint: $(STAMP)
