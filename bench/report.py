@@ -392,6 +392,32 @@ def _window_creation(r: dict[str, Any]) -> str:
     )
 
 
+_SHORT = {
+    "tasks": "tasks",
+    "deliveries": "deliv",
+    "delivery_payloads": "payl",
+    "delivery_attempts": "attm",
+    "ingested_events": "events",
+}
+
+
+def _pg_did(pg: dict[str, Any] | None) -> list[object]:
+    """A window's checkpoints, WAL, full-page images and autovacuum runs (tables)."""
+    if not pg:
+        return [None] * 4
+    vacuumed = sorted(set(pg["autovacuums"]) | set(pg["vacuuming_at_end"]))
+    short = ",".join(_SHORT.get(t, t) for t in vacuumed)
+    return [pg["checkpoints"], pg["wal_mb"], pg["wal_fpi"], short or "-"]
+
+
+def _tuning(m: dict[str, Any]) -> str:
+    """The embedded server's settings as taskhook serve applies them (taskhook.db)."""
+    tuning = m.get("postgres_tuning")  # absent in results saved before it was applied
+    if not tuning:
+        return ""
+    return "; " + ", ".join(f"{k}={v}" for k, v in tuning.items()) + " as taskhook serve sets"
+
+
 def _soak(results: dict[str, Any]) -> str:
     r = results["soak"]
     rows = []
@@ -402,6 +428,9 @@ def _soak(results: dict[str, Any]) -> str:
                 w["window"] + 1,
                 *_window_p(w),
                 w["waited_for_tasks_s"],
+                cores(w["cpu"], "serve"),
+                cores(w["cpu"], "postgres"),
+                *_pg_did(w.get("pg")),  # absent in results saved before it was measured
                 *(sizes.get(t, {}).get("total_mb") for t in SOAK_TABLES),
                 *(sizes.get(t, {}).get("dead_tuples") for t in SOAK_TABLES),
                 rss["serve"],
@@ -410,7 +439,7 @@ def _soak(results: dict[str, Any]) -> str:
                 rss["backends"],
             ]
         )
-    short = ["tasks", "deliv", "payl", "attm", "events"]
+    short = [_SHORT[t] for t in SOAK_TABLES]
     headers = [
         "min",
         "p50 ms",
@@ -418,6 +447,12 @@ def _soak(results: dict[str, Any]) -> str:
         "delivered/s",
         "errors",
         "waited s",
+        "serve cores",
+        "PG cores",
+        "ckpt",
+        "WAL MB",
+        "FPI",
+        "autovacuum",
         *(f"{s} MB" for s in short),
         *(f"{s} dead" for s in short),
         "serve MB",
@@ -526,7 +561,7 @@ def render(doc: dict[str, Any]) -> str:
     parts = [
         f"taskhook bench {doc['started_at']} ({'quick' if doc['plan']['quick'] else 'full'} run, "
         f"{doc['elapsed_s']:.0f} s): {m['cpus']} x {m['cpu_model']}, {m['memory_gb']} GB, "
-        f"PostgreSQL {m['postgres']} embedded (durable commits), Python {m['python']}, "
+        f"PostgreSQL {m['postgres']} embedded (durable commits{_tuning(m)}), Python {m['python']}, "
         f"taskhook {m['taskhook']} at {m['commit']}"
     ]
     changed = doc.get("changed_settings") or {}

@@ -30,6 +30,7 @@ from bench.scenarios import QUICK, Context, Plan
 from bench.scenarios.registry import DEFAULT_ORDER, SCENARIOS
 from bench.service import REPO, Postgres
 from bench.worldctl import World
+from taskhook.db import EMBEDDED_TUNING
 
 RESULTS = REPO / "bench" / "results"
 LOCK_WAIT = 20 * 60.0  # seconds a run waits for another one to finish
@@ -128,6 +129,7 @@ def machine(postgres: str) -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "postgres": postgres,
+        "postgres_tuning": dict(EMBEDDED_TUNING),  # applied as taskhook serve applies it
         "taskhook": metadata.version("taskhook"),
         "commit": _commit(),
         "packages": versions,

