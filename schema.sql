@@ -101,7 +101,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     type                      text NOT NULL,
     status                    text NOT NULL DEFAULT 'pending'
                               CHECK (status IN ('pending', 'completed', 'canceled', 'error')),
-    project                   text NOT NULL,
+    project                   text,                      -- NULL: the task has no project
     batch                     text,
     instruction               text,
     callback_url              text,
@@ -126,6 +126,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     updated_at                timestamptz NOT NULL DEFAULT clock_timestamp(),
     completed_at              timestamptz
 );
+-- Databases made when every task needed a project.
+ALTER TABLE tasks ALTER COLUMN project DROP NOT NULL;
 -- unique_id is unique per account and world while set (SPEC §2, §8).
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_unique_id_idx
     ON tasks (account_id, is_test, unique_id) WHERE unique_id IS NOT NULL;

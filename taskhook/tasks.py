@@ -57,8 +57,9 @@ def check_callback_url(url: str, settings: Settings, where: str = "callback_url"
 
 async def _resolve_project(
     conn: asyncpg.Connection, p: Principal, body: TaskCreate
-) -> tuple[asyncpg.Record, str | None]:
-    """A task names an existing project, or a batch that implies one (SPEC §8)."""
+) -> tuple[asyncpg.Record | None, str | None]:
+    """A task names an existing project, or a batch that implies one, or neither: as on
+    Scale, a task need not belong to a project (SPEC §8)."""
     batch_name = body.batch
     project_name = body.project
     if batch_name is not None:
@@ -72,15 +73,15 @@ async def _resolve_project(
             )
         project_name = batch["project_name"]
     if project_name is None:
-        raise BadRequest("Missing required parameter 'project' (or 'batch').")
+        return None, None
     project = await store.get_project(conn, p, project_name)
     if project is None:
         raise BadRequest(f"Project '{project_name}' not found.")
     return project, batch_name
 
 
-def _project_defaults(project: asyncpg.Record) -> tuple[dict[str, Any], int | None]:
-    history = project["param_history"]
+def _project_defaults(project: asyncpg.Record | None) -> tuple[dict[str, Any], int | None]:
+    history = project["param_history"] if project is not None else None
     if not history:
         return {}, None
     current = history[-1]
@@ -115,7 +116,7 @@ async def create_task(
             "id": secrets.token_hex(12),
             "type": task_type,
             "status": "completed" if completed else "pending",
-            "project": project["name"],
+            "project": project["name"] if project is not None else None,
             "batch": batch_name,
             "instruction": instruction,
             "callback_url": callback_url,

@@ -130,6 +130,16 @@ async def task_state(pool: asyncpg.Pool, task_id: str) -> tuple[str, int]:
 # --- completion ---------------------------------------------------------------------------
 
 
+async def test_a_task_without_project_calls_back(world: World) -> None:
+    """A project-less task completes through a signed event and calls back like any other."""
+    created = await world.task("noproj", project=None)
+    assert created["project"] is None
+    await world.event("completed", created["task_id"], response=FIRST)
+    body = await world.callback("noproj", 1)
+    assert body["task"]["project"] is None and body["response"] == FIRST
+    assert (await world.delivered(created["task_id"]))["status"] == "completed"
+
+
 async def test_completion_body_is_the_documented_four_keys(world: World) -> None:
     """Completion: {task, response, task_id, status}; task is GET's task less callback_succeeded."""
     created = await world.task("done")

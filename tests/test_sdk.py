@@ -217,6 +217,37 @@ async def test_create_with_batch_only_implies_project(live_sdk: Client, live_pro
         await make_task(live_sdk, live_proj)(batch="nobatch")
 
 
+async def test_create_without_project(live_sdk: Client, live_proj: str) -> None:
+    """As on Scale, a task needs no project: `project` is null, and it lists, filters and
+    cancels like any other (Scale's own SDK tests create tasks this way)."""
+    task = await make_task(live_sdk, live_proj)(project=None, unique_id="np-1")
+    assert task.project is None and task.status == "pending"
+    assert not hasattr(task, "batch")
+    assert (await run(live_sdk.get_task, task.id)).as_dict() == task.as_dict()
+    other = await make_task(live_sdk, live_proj)()
+    assert ids(await run(live_sdk.tasks)) == {task.id, other.id}
+    assert ids(await run(live_sdk.tasks, project=live_proj)) == {other.id}
+    assert ids(await run(live_sdk.tasks, unique_id=["np-1"])) == {task.id}
+    assert ids(await run(live_sdk.tasks, type="categorization", status="pending")) == {
+        task.id,
+        other.id,
+    }
+    assert (await run(live_sdk.cancel_task, task.id)).status == "canceled"
+
+
+async def test_create_without_project_with_test_key(testkey_sdk: Client) -> None:
+    """A test key's project-less task completes at once, as in Scale's SDK suite."""
+    task = await run(
+        testkey_sdk.create_task,
+        TaskType.ImageAnnotation,
+        callback_url="http://www.example.com/callback",
+        **minimal_params(TaskType.ImageAnnotation),
+    )
+    assert task.project is None and task.status == "completed"
+    with pytest.raises(ScaleInvalidRequest):
+        await run(testkey_sdk.cancel_task, task.id)
+
+
 # --- test keys --------------------------------------------------------------------------
 
 

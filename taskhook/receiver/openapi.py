@@ -110,7 +110,7 @@ class Task(TypedDict):
     task_id: str
     type: TaskType
     status: TaskStatus
-    project: str
+    project: str | None
     instruction: str | None
     callback_url: str | None
     params: dict[str, Any]
@@ -141,7 +141,7 @@ class LimitedTask(TypedDict):
     task_id: str
     status: TaskStatus
     metadata: dict[str, Any]
-    project: str
+    project: str | None
 
 
 @with_config(_FORBID)
@@ -466,8 +466,8 @@ def _param_shape(name: str) -> dict[str, Any]:
 
 
 def _create_schema(base: dict[str, Any], task_type: str) -> dict[str, Any]:
-    """TaskCreate plus what `task_type` requires: one name of each group of alternatives,
-    and `project` or `batch`."""
+    """TaskCreate plus what `task_type` requires: one name of each group of alternatives
+    (`project` and `batch` are optional)."""
     schema = copy.deepcopy(base)
     schema["title"] = f"{task_type} task"
     schema["description"] = (
@@ -475,7 +475,7 @@ def _create_schema(base: dict[str, Any], task_type: str) -> dict[str, Any]:
         "come from the project's current params."
     )
     required: list[str] = []
-    choices: list[tuple[str, ...]] = [("project", "batch")]
+    choices: list[tuple[str, ...]] = []
     for alternatives in REQUIRED[task_type]:
         for name in alternatives:
             schema["properties"][name] = _param_shape(name)
@@ -485,13 +485,14 @@ def _create_schema(base: dict[str, Any], task_type: str) -> dict[str, Any]:
             choices.append(alternatives)
     if required:
         schema["required"] = required
-    schema["anyOf"] = [
-        {
-            "required": list(pick),
-            "properties": {name: _non_null(schema["properties"][name]) for name in pick},
-        }
-        for pick in itertools.product(*choices)
-    ]
+    if choices:
+        schema["anyOf"] = [
+            {
+                "required": list(pick),
+                "properties": {name: _non_null(schema["properties"][name]) for name in pick},
+            }
+            for pick in itertools.product(*choices)
+        ]
     return schema
 
 

@@ -421,3 +421,16 @@ async def test_resend_and_download_from_the_page(
     status, api_task = await test_api.call("GET", f"/v1/task/{task['task_id']}")
     assert status == 200
     assert json.loads(download.text) == api_task
+
+
+async def test_a_task_without_project_shows_none(
+    web_client: Client, account: NewAccount, test_api: Api
+) -> None:
+    """A project-less task lists with an empty project cell and its page says "none"."""
+    task = await test_api.task(project=None)
+    client = await signed_in(web_client, account.test_key)
+    listing = await client.get("/tasks")
+    assert ids_on(listing) == [task["task_id"]] and ">None<" not in listing.text
+    page = await client.get(f"/tasks/{task['task_id']}")
+    assert "<dt>Project</dt><dd>none</dd>" in page.text
+    assert "/tasks?project=None" not in page.text
