@@ -436,6 +436,29 @@ CREATE TABLE IF NOT EXISTS v2_annotations (
     PRIMARY KEY (account_id, is_test, annotation_id)
 );
 
+-- Files uploaded (POST /v1/files/upload) or imported from a URL (POST /v1/files/import).
+-- The bytes live on disk (taskhook/files.py) under the file's id; the row is written only
+-- once they are in place, so a row never names a missing file. The attachment_url served
+-- for a file carries `token`, so a labeling tool or an <img> can fetch it without an API
+-- key, as Scale's attachment URLs work; the metadata needs the account's key.
+CREATE TABLE IF NOT EXISTS files (
+    id            text PRIMARY KEY,                       -- 24 hex, like a task id
+    account_id    text NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    is_test       boolean NOT NULL,
+    token         text NOT NULL,                          -- 32 hex, in the attachment_url
+    display_name  text,
+    project_name  text,
+    reference_id  text,                                   -- unique per account and world
+    metadata      jsonb NOT NULL DEFAULT '{}',
+    mimetype      text NOT NULL,
+    size          bigint NOT NULL,
+    sha256        text NOT NULL,
+    source_url    text,                                   -- an import's URL
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS files_reference_id_idx
+    ON files (account_id, is_test, reference_id) WHERE reference_id IS NOT NULL;
+
 -- ===== Tasks tab (issue 9; taskhook/web) =====================================================
 -- Sign-in sessions of the Tasks tab. The cookie holds a random token; only its SHA-256 is
 -- stored, so a copy of the database cannot be replayed as a cookie. A session belongs to the

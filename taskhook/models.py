@@ -79,3 +79,18 @@ class ProjectCreate(BaseModel):
     rapid: bool = False
     studio: bool = False
     datasetId: str | None = None
+
+
+class FileFields(BaseModel):
+    """The fields of a file besides its bytes: upload's form fields, import's JSON."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    display_name: str | None = Field(None, min_length=1, max_length=500)
+    project_name: str | None = Field(None, min_length=1, max_length=200)
+    reference_id: str | None = Field(None, min_length=1, max_length=200)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class FileImport(FileFields):
+    file_url: str = Field(min_length=1, max_length=2048)

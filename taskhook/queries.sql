@@ -867,3 +867,18 @@ DELETE FROM web_sessions WHERE expires_at < now();
 -- Suggestions for the batch filter: the account's newest batches in this world.
 SELECT name FROM batches WHERE account_id = $1 AND is_test = $2
 ORDER BY created_at DESC, id DESC LIMIT 200;
+
+-- name: insert_file
+-- ON CONFLICT: a reference_id already taken returns no row, which the store turns into a 409.
+INSERT INTO files (id, account_id, is_test, token, display_name, project_name, reference_id,
+                   metadata, mimetype, size, sha256, source_url)
+VALUES ($3, $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+ON CONFLICT (account_id, is_test, reference_id) WHERE reference_id IS NOT NULL DO NOTHING
+RETURNING *;
+
+-- name: get_file
+SELECT * FROM files WHERE account_id = $1 AND is_test = $2 AND id = $3;
+
+-- name: get_file_content
+-- A file by id for its attachment_url, which carries no API key (the caller checks the token).
+SELECT id, token, mimetype, size, sha256, display_name FROM files WHERE id = $1;

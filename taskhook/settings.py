@@ -45,6 +45,19 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path(".taskhook"), description="Folder for the embedded database and generated secrets."
     )
+    files_dir: Path | None = Field(
+        None,
+        description="Folder of uploaded and imported files (POST /v1/files/...); unset: "
+        "data_dir/files. Several receivers on different hosts need one shared folder.",
+    )
+    max_file_bytes: int = Field(
+        80 * 1024 * 1024, ge=1, description="Largest uploaded or imported file (else 413)."
+    )
+    public_url: str | None = Field(
+        None,
+        description="Base URL of this receiver as clients reach it (e.g. behind a proxy), "
+        "for the attachment_url of files; unset: the URL of the request.",
+    )
     db_pool_min: int = Field(2, ge=1, le=100, description="Smallest database pool size.")
     db_pool_max: int = Field(16, ge=1, le=500, description="Largest database pool size.")
     max_body_bytes: int = Field(
@@ -124,6 +137,17 @@ class Settings(BaseSettings):
     prune_interval: float = Field(
         3600.0, gt=0, description="Seconds between retention prunes (run by dispatchers)."
     )
+
+    @property
+    def files_folder(self) -> Path:
+        return self.files_dir if self.files_dir is not None else self.data_dir / "files"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL, e.g. https://taskhook.example.com")
+        return value.rstrip("/") if value is not None else None
 
     @field_validator("retry_schedule", mode="before")
     @classmethod

@@ -667,6 +667,44 @@ async def prune(conn: Conn, retention_days: int) -> None:
                 break
 
 
+# --- files ---------------------------------------------------------------------------
+
+
+async def insert_file(conn: Conn, p: Principal, fields: dict[str, Any]) -> Row:
+    """fields: id, token, display_name, project_name, reference_id, metadata, mimetype,
+    size, sha256, source_url."""
+    row = await conn.fetchrow(
+        queries["insert_file"],
+        *_who(p),
+        *(fields[k] for k in _FILE_FIELDS),
+    )
+    if row is None:
+        raise Conflict(f"A file with reference_id '{fields['reference_id']}' already exists.")
+    return row
+
+
+_FILE_FIELDS = (
+    "id",
+    "token",
+    "display_name",
+    "project_name",
+    "reference_id",
+    "metadata",
+    "mimetype",
+    "size",
+    "sha256",
+    "source_url",
+)
+
+
+async def get_file(conn: Conn, p: Principal, file_id: str) -> Row | None:
+    return await conn.fetchrow(queries["get_file"], *_who(p), file_id)
+
+
+async def get_file_content(conn: Conn, file_id: str) -> Row | None:
+    return await conn.fetchrow(queries["get_file_content"], file_id)
+
+
 # --- accounts ------------------------------------------------------------------------
 
 

@@ -114,11 +114,17 @@ async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-def settings(request: pytest.FixtureRequest) -> Settings:
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     # The sink lives on 127.0.0.1, so tests allow private callback targets at create time.
-    # @pytest.mark.settings(name=value, ...) changes others for one test.
+    # Uploaded files go to the test's own folder. @pytest.mark.settings(name=value, ...)
+    # changes others for one test.
     marker = request.node.get_closest_marker("settings")
-    values = {"database_url": "unused", "log_format": "json", "allow_private_targets": True}
+    values = {
+        "database_url": "unused",
+        "log_format": "json",
+        "allow_private_targets": True,
+        "files_dir": tmp_path / "files",
+    }
     return Settings(**{**values, **(marker.kwargs if marker else {})})
 
 

@@ -274,7 +274,6 @@ BAD_CREATES = [
     BadCreate(
         "batch-of-another-project", task(project="other", batch="b1"), ("b1", "other", "proj")
     ),
-    BadCreate("no-project", {"attachment": "a", "categories": ["x"]}, ("project",)),
     BadCreate("missing-required-param", {"project": "proj", "attachment": "a"}, ("categories",)),
     BadCreate("nul-in-instruction", task(instruction="a\u0000b"), ("body.instruction", "NUL")),
     BadCreate("nul-in-metadata-key", task(metadata={"k\u0000": 1}), ("body.metadata", "NUL")),

@@ -18,6 +18,7 @@ from taskhook.receiver import (
     batches_api,
     callbacks_api,
     events_api,
+    files_api,
     openapi,
     ops,
     projects_api,
@@ -50,6 +51,7 @@ ROUTES = (
     tasks_api.routes,
     batches_api.routes,
     projects_api.routes,
+    files_api.routes,
     v2_api.routes,  # issue 8: Scale's v2 API
     web_routes.routes,  # issue 9: the Tasks tab's HTML pages (not API; see taskhook/web)
 )

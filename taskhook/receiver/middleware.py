@@ -23,8 +23,9 @@ log = get_logger("taskhook.receiver")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Paths that need no API key.
-# events: signed; openapi.json: describes the API, not an account.
-_PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/events")
+# events: signed; openapi.json: describes the API, not an account; /files/: a file's bytes,
+# whose attachment_url carries its own unguessable token.
+_PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/events", "/files/")
 _UNAUTHORIZED = "Please provide a valid API key (HTTP Basic user name, or Bearer token)."
 _RETRY_AFTER_DB_DOWN = "2"  # seconds
 

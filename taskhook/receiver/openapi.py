@@ -27,7 +27,14 @@ from typing_extensions import TypedDict
 
 from taskhook import __version__
 from taskhook.events import MAX_EVENTS, Event
-from taskhook.models import AuditRequest, BatchCreate, ProjectCreate, TaskCreate, UniqueIdRequest
+from taskhook.models import (
+    AuditRequest,
+    BatchCreate,
+    FileImport,
+    ProjectCreate,
+    TaskCreate,
+    UniqueIdRequest,
+)
 from taskhook.receiver.account_api import AccountSettings, Rotation
 from taskhook.receiver.idempotency import MAX_KEY_CHARS
 from taskhook.receiver.listparams import MAX_LIMIT, MAX_OFFSET, REVIEW_STATUSES, STATUSES
@@ -202,6 +209,23 @@ class Project(TypedDict):
 
 
 @with_config(_FORBID)
+class File(TypedDict):
+    """A stored file. `attachment_url` serves its bytes with no API key (the URL carries an
+    unguessable token), so it can be a task's `attachment`."""
+
+    id: str
+    attachment_url: str
+    display_name: str | None
+    project_name: str | None
+    reference_id: str | None
+    metadata: dict[str, Any]
+    mimetype: str
+    size: int
+    sha256: str
+    created_at: Timestamp
+
+
+@with_config(_FORBID)
 class Account(TypedDict):
     account_id: str
     name: str
@@ -294,6 +318,7 @@ _MODELS: tuple[tuple[str, JsonSchemaMode, Any], ...] = (
     ("AccountSettings", "validation", AccountSettings),
     ("Rotation", "validation", Rotation),
     ("Event", "validation", Event),
+    ("FileImport", "validation", FileImport),
     *(
         (name, "serialization", model)
         for name, model in (
@@ -304,6 +329,7 @@ _MODELS: tuple[tuple[str, JsonSchemaMode, Any], ...] = (
             ("BatchList", BatchList),
             ("BatchStatus", BatchStatus),
             ("Project", Project),
+            ("File", File),
             ("Account", Account),
             ("RotatedSecret", RotatedSecret),
             ("CallbackList", CallbackList),
@@ -940,6 +966,73 @@ def _batch_paths() -> dict[str, Any]:
     }
 
 
+FILE_ID = _path("file_id", "The file's id (`id`).")
+_UPLOAD_FORM = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary", "description": "The file's bytes."},
+        "display_name": {"type": "string", "description": "Default: the part's file name."},
+        "project_name": {"type": "string", "description": "An existing project."},
+        "reference_id": {
+            "type": "string",
+            "description": "Unique per account and world: a repeat is a 409.",
+        },
+        "metadata": {"type": "string", "description": "A JSON object, as text."},
+    },
+}
+
+
+def _file_paths() -> dict[str, Any]:
+    file = _ok(_ref("File"))
+    limit = " Larger than TASKHOOK_MAX_FILE_BYTES (80 MB by default): 413."
+    return {
+        "/v1/files/upload": {
+            "post": _operation(
+                "upload_file",
+                "files",
+                "Upload a file (multipart/form-data)",
+                file,
+                (409,),
+                body={
+                    "description": "The file as the part `file`, with optional fields." + limit,
+                    "required": True,
+                    "content": {"multipart/form-data": {"schema": _UPLOAD_FORM}},
+                },
+            ),
+        },
+        "/v1/files/import": {
+            "post": _operation(
+                "import_file",
+                "files",
+                "Import a file from a URL",
+                file,
+                (409,),
+                body=_body(
+                    _ref("FileImport"),
+                    "`file_url` is fetched under the callback targets' rules (no private "
+                    "address unless TASKHOOK_ALLOW_PRIVATE_TARGETS)." + limit,
+                ),
+            ),
+        },
+        "/v1/files/{file_id}": {
+            "parameters": [FILE_ID],
+            "get": _operation("get_file", "files", "Get a file's metadata", file, (404,)),
+        },
+        "/files/{file_id}/{token}": {
+            "parameters": [FILE_ID, _path("token", "The token of the file's attachment_url.")],
+            "get": _operation(
+                "get_file_content",
+                "files",
+                "A file's bytes, behind its attachment_url",
+                _ok({"type": "string", "format": "binary"}, media="application/octet-stream"),
+                (404,),
+                public=True,
+            ),
+        },
+    }
+
+
 def _project_paths() -> dict[str, Any]:
     project = _ok(_ref("Project"))
     return {
@@ -1281,6 +1374,7 @@ def build_document() -> dict[str, Any]:
         **_task_paths(schemas),
         **_batch_paths(),
         **_project_paths(),
+        **_file_paths(),
         **_other_paths(),
         **_v2_paths(),
     }
@@ -1302,6 +1396,7 @@ def build_document() -> dict[str, Any]:
                 ("tasks", "Create, read, list and change tasks."),
                 ("batches", "Batches of tasks."),
                 ("projects", "Projects and their params."),
+                ("files", "Uploaded and imported files, usable as task attachments."),
                 ("callbacks", "Callback deliveries of a task."),
                 ("account", "The calling account."),
                 ("events", "Signed workforce events (no API key)."),
