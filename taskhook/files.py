@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import mimetypes
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -138,6 +139,22 @@ async def commit(
     except BaseException:
         final.unlink(missing_ok=True)
         raise
+
+
+_SERVED_PATH = re.compile(r"/files/([0-9a-f]{24})/([0-9a-f]{32})")
+
+
+def served_path(url: Any) -> tuple[str, str] | None:
+    """(file id, token) if `url` is an attachment_url of this service, whatever its host
+    (the request's, or TASKHOOK_PUBLIC_URL); else None."""
+    if not isinstance(url, str):
+        return None
+    try:
+        path = URL(url).path
+    except (ValueError, TypeError):
+        return None
+    match = _SERVED_PATH.fullmatch(path)
+    return (match[1], match[2]) if match else None
 
 
 def content_path(settings: Settings, file_id: str) -> Path:

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from taskhook import cursor, store, tasks
+from taskhook import cursor, files, store, tasks
 from taskhook.accounts import Principal
 from taskhook.db import json_text
 from taskhook.errors import ApiError, BadRequest
@@ -269,6 +269,7 @@ async def _detail(
         )
     deliveries = await store.task_deliveries(pool, row["id"])
     task = task_json(row)
+    attachment = await _attachment(pool, who, row["params"].get("attachment"))
     return page(
         request,
         "detail.html",
@@ -280,6 +281,7 @@ async def _detail(
         redo=_is_redo(row),
         audit_label=_audit_label(row),
         deliveries=deliveries,
+        attachment=attachment,
         done=_DONE.get(request.query.get("done", ""), ""),
         error=error,
         fix_text=fix_text
@@ -287,6 +289,24 @@ async def _detail(
         else json.dumps(row["response"], indent=2, ensure_ascii=False),
         comment=comment,
     )
+
+
+async def _attachment(pool: Any, who: Principal, url: Any) -> dict[str, Any] | None:
+    """The task's attachment when it is a file of this account and world served here: the
+    detail page previews it (an image inline, anything else as a link)."""
+    served = files.served_path(url)
+    if served is None:
+        return None
+    row = await store.get_file(pool, who, served[0])
+    if row is None or row["token"] != served[1]:
+        return None
+    return {
+        "path": f"/files/{row['id']}/{row['token']}",
+        "name": row["display_name"] or row["id"],
+        "mimetype": row["mimetype"],
+        "size": row["size"],
+        "image": row["mimetype"].startswith("image/"),
+    }
 
 
 @routes.get("/tasks/{task_id}")

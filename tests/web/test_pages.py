@@ -9,6 +9,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
+import aiohttp
 import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
@@ -434,3 +435,29 @@ async def test_a_task_without_project_shows_none(
     page = await client.get(f"/tasks/{task['task_id']}")
     assert "<dt>Project</dt><dd>none</dd>" in page.text
     assert "/tasks?project=None" not in page.text
+
+
+async def test_an_uploaded_attachment_is_previewed(
+    web_client: Client, account: NewAccount, test_api: Api, http: Any, base_url: str
+) -> None:
+    """A task whose attachment is a file uploaded here shows it on its page: an image
+    inline from this origin; a wrong token gets no preview."""
+    form = aiohttp.FormData()
+    form.add_field("file", b"\x89PNG\r\n\x1a\n0000", filename="cat.png", content_type="image/png")
+    async with http.post(
+        f"{base_url}/v1/files/upload",
+        data=form,
+        headers={"Authorization": f"Bearer {account.test_key}"},
+    ) as resp:
+        assert resp.status == 200
+        uploaded = await resp.json()
+    path = "/" + uploaded["attachment_url"].split("/", 3)[3]
+    await test_api.project()
+    with_file = await test_api.task(attachment=uploaded["attachment_url"])
+    elsewhere = await test_api.task(attachment=uploaded["attachment_url"][:-4] + "0000")
+    client = await signed_in(web_client, account.test_key)
+    page = await client.get(f"/tasks/{with_file['task_id']}")
+    assert f'<img src="{path}" alt="cat.png"' in page.text
+    assert "image/png, 12 bytes" in page.text
+    other = await client.get(f"/tasks/{elsewhere['task_id']}")
+    assert 'id="attachment"' not in other.text
