@@ -94,3 +94,27 @@ def project_json(row: Mapping[str, Any]) -> dict[str, Any]:
     if row["dataset_id"] is not None:
         project["datasetId"] = row["dataset_id"]
     return project
+
+
+# Scale's SDK: "only TextCollection and Chat task types support Task Templates"; the chat
+# family shares the chat template.
+TEMPLATE_TYPES = frozenset({"textcollection", "chat", "chatexperimental", "chatlite", "multichat"})
+
+
+def template_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A project's task template, as get_project_template reads it. taskhook keeps one
+    template per project, made of its current params: `template_variables` and
+    `response_schema` from them, `version` their version (0 before any params)."""
+    history = row["param_history"]
+    current = history[-1] if history else {}
+    template = {
+        "id": row["public_id"],
+        "version": current.get("version", 0),
+        "created_at": iso(row["created_at"]),
+        "updated_at": current.get("created_at") or iso(row["created_at"]),
+        "template_variables": current.get("template_variables") or {},
+        "auto_onboard_enabled": False,
+    }
+    if current.get("response_schema") is not None:
+        template["response_schema"] = current["response_schema"]
+    return template

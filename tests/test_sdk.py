@@ -826,3 +826,32 @@ async def test_update_project_versions_params(live_sdk: Client) -> None:
     assert (await run(live_sdk.get_task, before.id)).project_param_version == 0
     with pytest.raises(ScaleResourceNotFound):
         await run(live_sdk.update_project, "nope", instruction="y")
+
+
+async def test_project_template_follows_the_params(live_sdk: Client) -> None:
+    """get_project_template: a chat or textcollection project's template is its current
+    params' template_variables and response_schema, versioned with them; other types 400."""
+    await run(live_sdk.create_project, "chat", TaskType.Chat)
+    first = await run(live_sdk.get_project_template, "chat")
+    assert (first.version, first.template_variables, first.response_schema) == (0, {}, None)
+    assert first.auto_onboard_enabled is False and first.id
+    variables = {"prompt": "Say hi", "languageCode": "en_US"}
+    schema = {"type": "object", "properties": {"reply": {"type": "string"}}}
+    await run(
+        live_sdk.update_project,
+        "chat",
+        template_variables=variables,
+        response_schema=schema,
+    )
+    again = await run(live_sdk.get_project_template, "chat")
+    assert (again.id, again.version) == (first.id, 0)
+    assert again.template_variables == variables and again.response_schema == schema
+    await run(live_sdk.update_project, "chat", template_variables={"prompt": "Bye"})
+    assert (await run(live_sdk.get_project_template, "chat")).version == 1
+    await run(live_sdk.create_project, "text", TaskType.TextCollection)
+    assert (await run(live_sdk.get_project_template, "text")).template_variables == {}
+    await run(live_sdk.create_project, "cat", TaskType.Categorization)
+    with pytest.raises(ScaleInvalidRequest, match="textcollection and chat"):
+        await run(live_sdk.get_project_template, "cat")
+    with pytest.raises(ScaleResourceNotFound):
+        await run(live_sdk.get_project_template, "nope")

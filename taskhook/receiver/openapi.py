@@ -209,6 +209,17 @@ class Project(TypedDict):
 
 
 @with_config(_FORBID)
+class TaskTemplate(TypedDict):
+    id: str
+    version: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    template_variables: dict[str, Any]
+    auto_onboard_enabled: bool
+    response_schema: NotRequired[Any]
+
+
+@with_config(_FORBID)
 class File(TypedDict):
     """A stored file. `attachment_url` serves its bytes with no API key (the URL carries an
     unguessable token), so it can be a task's `attachment`."""
@@ -330,6 +341,7 @@ _MODELS: tuple[tuple[str, JsonSchemaMode, Any], ...] = (
             ("BatchStatus", BatchStatus),
             ("Project", Project),
             ("File", File),
+            ("TaskTemplate", TaskTemplate),
             ("Account", Account),
             ("RotatedSecret", RotatedSecret),
             ("CallbackList", CallbackList),
@@ -1057,6 +1069,19 @@ def _project_paths() -> dict[str, Any]:
         "/v1/projects/{name}": {
             "parameters": [PROJECT_NAME],
             "get": _operation("get_project", "projects", "Get a project", project, (404,)),
+        },
+        "/v1/projects/{name}/taskTemplates": {
+            "parameters": [PROJECT_NAME],
+            "get": _operation(
+                "get_project_template",
+                "projects",
+                "Get a textcollection or chat project's task template",
+                _ok(_ref("TaskTemplate")),
+                (404,),
+                description="One template per project, made of its current params: "
+                "`template_variables` and `response_schema` come from them and `version` is "
+                "their version. Other project types: 400.",
+            ),
         },
         "/v1/projects/{name}/setParams": {
             "parameters": [PROJECT_NAME],

@@ -14,7 +14,7 @@ from taskhook.models import ProjectCreate
 from taskhook.receiver.idempotency import run_create
 from taskhook.receiver.keys import POOL, principal
 from taskhook.receiver.responses import ok
-from taskhook.serialize import iso, project_json
+from taskhook.serialize import TEMPLATE_TYPES, iso, project_json, template_json
 from taskhook.tasktypes import TASK_TYPES
 from taskhook.validation import decode_json, parse_model
 
@@ -61,6 +61,20 @@ async def get_project(request: web.Request) -> web.Response:
     if row is None:
         raise project_not_found(name)
     return ok(project_json(row))
+
+
+@routes.get("/v1/projects/{name}/taskTemplates")
+async def get_template(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    row = await store.get_project(request.app[POOL], principal(request), name)
+    if row is None:
+        raise project_not_found(name)
+    if row["type"] not in TEMPLATE_TYPES:
+        raise BadRequest(
+            f"Project '{name}' is a {row['type']} project; only textcollection and chat "
+            "projects have task templates."
+        )
+    return ok(template_json(row))
 
 
 @routes.post("/v1/projects/{name}/setParams")
