@@ -459,6 +459,18 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE UNIQUE INDEX IF NOT EXISTS files_reference_id_idx
     ON files (account_id, is_test, reference_id) WHERE reference_id IS NOT NULL;
 
+-- The account's team (Scale's Teams API): people by e-mail, each with a role; labelers are
+-- the workforce that Studio assignments and project groups name. One team per account, as
+-- the account's settings: both worlds see it, and changing it needs a live key.
+CREATE TABLE IF NOT EXISTS teammates (
+    id          text PRIMARY KEY,                         -- 24 hex; a group worker's id
+    account_id  text NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    email       text NOT NULL,                            -- lower case
+    role        text NOT NULL CHECK (role IN ('labeler', 'member', 'manager', 'admin')),
+    invited_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    UNIQUE (account_id, email)
+);
+
 -- ===== Tasks tab (issue 9; taskhook/web) =====================================================
 -- Sign-in sessions of the Tasks tab. The cookie holds a random token; only its SHA-256 is
 -- stored, so a copy of the database cannot be replayed as a cookie. A session belongs to the

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -94,3 +94,15 @@ class FileFields(BaseModel):
 
 class FileImport(FileFields):
     file_url: str = Field(min_length=1, max_length=2048)
+
+
+TeamRole = Literal["labeler", "member", "manager", "admin"]
+
+
+class TeamChange(BaseModel):
+    """`POST /v1/teams/invite` and `/v1/teams/set_role`."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    emails: list[str] = Field(min_length=1, max_length=100)
+    team_role: TeamRole

@@ -882,3 +882,17 @@ SELECT * FROM files WHERE account_id = $1 AND is_test = $2 AND id = $3;
 -- name: get_file_content
 -- A file by id for its attachment_url, which carries no API key (the caller checks the token).
 SELECT id, token, mimetype, size, sha256, display_name FROM files WHERE id = $1;
+
+-- name: list_teammates
+SELECT * FROM teammates WHERE account_id = $1 ORDER BY invited_at, email;
+
+-- name: invite_teammates
+-- New e-mails ($2, lower case) join with role $3 and ids $4 (one per e-mail); a teammate
+-- already on the team keeps its role (an invitation is not a role change).
+INSERT INTO teammates (id, account_id, email, role)
+SELECT i.id, $1, i.email, $3 FROM unnest($2::text[], $4::text[]) AS i (email, id)
+ON CONFLICT (account_id, email) DO NOTHING;
+
+-- name: set_teammates_role
+UPDATE teammates SET role = $3 WHERE account_id = $1 AND email = ANY ($2::text[])
+RETURNING email;

@@ -705,6 +705,25 @@ async def get_file_content(conn: Conn, file_id: str) -> Row | None:
     return await conn.fetchrow(queries["get_file_content"], file_id)
 
 
+# --- teams ---------------------------------------------------------------------------
+
+
+async def list_teammates(conn: Conn, account_id: str) -> list[Row]:
+    return await conn.fetch(queries["list_teammates"], account_id)
+
+
+async def invite_teammates(
+    conn: Conn, account_id: str, emails: list[str], role: str, ids: list[str]
+) -> None:
+    await conn.execute(queries["invite_teammates"], account_id, emails, role, ids)
+
+
+async def set_teammates_role(conn: Conn, account_id: str, emails: list[str], role: str) -> set[str]:
+    """The e-mails changed; the caller's transaction rolls back if some are unknown."""
+    rows = await conn.fetch(queries["set_teammates_role"], account_id, emails, role)
+    return {r["email"] for r in rows}
+
+
 # --- accounts ------------------------------------------------------------------------
 
 

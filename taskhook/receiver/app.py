@@ -23,6 +23,7 @@ from taskhook.receiver import (
     ops,
     projects_api,
     tasks_api,
+    teams_api,
     v2_api,
 )
 from taskhook.receiver.group_commit import GroupCommitter
@@ -52,6 +53,7 @@ ROUTES = (
     batches_api.routes,
     projects_api.routes,
     files_api.routes,
+    teams_api.routes,
     v2_api.routes,  # issue 8: Scale's v2 API
     web_routes.routes,  # issue 9: the Tasks tab's HTML pages (not API; see taskhook/web)
 )

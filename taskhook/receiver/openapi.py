@@ -33,6 +33,7 @@ from taskhook.models import (
     FileImport,
     ProjectCreate,
     TaskCreate,
+    TeamChange,
     UniqueIdRequest,
 )
 from taskhook.receiver.account_api import AccountSettings, Rotation
@@ -209,6 +210,17 @@ class Project(TypedDict):
 
 
 @with_config(_FORBID)
+class Teammate(TypedDict):
+    email: str
+    role: Literal["labeler", "member", "manager", "admin"]
+    company: str
+    firstName: None
+    lastName: None
+    isStudioLabeler: bool
+    expiry: None
+
+
+@with_config(_FORBID)
 class TaskTemplate(TypedDict):
     id: str
     version: int
@@ -330,6 +342,7 @@ _MODELS: tuple[tuple[str, JsonSchemaMode, Any], ...] = (
     ("Rotation", "validation", Rotation),
     ("Event", "validation", Event),
     ("FileImport", "validation", FileImport),
+    ("TeamChange", "validation", TeamChange),
     *(
         (name, "serialization", model)
         for name, model in (
@@ -342,6 +355,7 @@ _MODELS: tuple[tuple[str, JsonSchemaMode, Any], ...] = (
             ("Project", Project),
             ("File", File),
             ("TaskTemplate", TaskTemplate),
+            ("Teammate", Teammate),
             ("Account", Account),
             ("RotatedSecret", RotatedSecret),
             ("CallbackList", CallbackList),
@@ -1045,6 +1059,40 @@ def _file_paths() -> dict[str, Any]:
     }
 
 
+def _team_paths() -> dict[str, Any]:
+    team = _ok({"type": "array", "items": _ref("Teammate")}, "The whole team.")
+    change = _body(_ref("TeamChange"), "E-mails (at most 100) and the role.")
+    live_only = "Changing the account's team needs a live key (a test key: 403)."
+    return {
+        "/v1/teams": {
+            "get": _operation("list_teammates", "teams", "List the account's team", team, ()),
+        },
+        "/v1/teams/invite": {
+            "post": _operation(
+                "invite_teammates",
+                "teams",
+                "Add teammates with a role",
+                team,
+                (403,),
+                body=change,
+                description="A teammate already on the team keeps its role. " + live_only,
+            ),
+        },
+        "/v1/teams/set_role": {
+            "post": _operation(
+                "update_teammates_role",
+                "teams",
+                "Change teammates' role",
+                team,
+                (403,),
+                body=change,
+                description="Every e-mail must be on the team (else 400, nothing changes). "
+                + live_only,
+            ),
+        },
+    }
+
+
 def _project_paths() -> dict[str, Any]:
     project = _ok(_ref("Project"))
     return {
@@ -1400,6 +1448,7 @@ def build_document() -> dict[str, Any]:
         **_batch_paths(),
         **_project_paths(),
         **_file_paths(),
+        **_team_paths(),
         **_other_paths(),
         **_v2_paths(),
     }
@@ -1422,6 +1471,7 @@ def build_document() -> dict[str, Any]:
                 ("batches", "Batches of tasks."),
                 ("projects", "Projects and their params."),
                 ("files", "Uploaded and imported files, usable as task attachments."),
+                ("teams", "The account's teammates and their roles."),
                 ("callbacks", "Callback deliveries of a task."),
                 ("account", "The calling account."),
                 ("events", "Signed workforce events (no API key)."),
