@@ -471,6 +471,34 @@ CREATE TABLE IF NOT EXISTS teammates (
     UNIQUE (account_id, email)
 );
 
+-- Studio (Scale's tools for a customer's own workforce), per world: which labelers work on
+-- which projects, the named groups of them within a project, the groups each batch is
+-- given to, and the order in which batches are worked (studio_priority, NULL: after the
+-- ranked ones, oldest first). taskhook/receiver/studio_api.py has the rules.
+CREATE TABLE IF NOT EXISTS studio_assignments (
+    project_id   bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    teammate_id  text NOT NULL REFERENCES teammates (id) ON DELETE CASCADE,
+    PRIMARY KEY (project_id, teammate_id)
+);
+CREATE TABLE IF NOT EXISTS project_groups (
+    id          text PRIMARY KEY,                         -- 24 hex
+    project_id  bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    name        text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    UNIQUE (project_id, name)
+);
+CREATE TABLE IF NOT EXISTS project_group_members (
+    group_id     text NOT NULL REFERENCES project_groups (id) ON DELETE CASCADE,
+    teammate_id  text NOT NULL REFERENCES teammates (id) ON DELETE CASCADE,
+    PRIMARY KEY (group_id, teammate_id)
+);
+CREATE TABLE IF NOT EXISTS batch_groups (
+    batch_id  bigint NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
+    group_id  text NOT NULL REFERENCES project_groups (id) ON DELETE CASCADE,
+    PRIMARY KEY (batch_id, group_id)
+);
+ALTER TABLE batches ADD COLUMN IF NOT EXISTS studio_priority integer;
+
 -- ===== Tasks tab (issue 9; taskhook/web) =====================================================
 -- Sign-in sessions of the Tasks tab. The cookie holds a random token; only its SHA-256 is
 -- stored, so a copy of the database cannot be replayed as a cookie. A session belongs to the

@@ -106,3 +106,48 @@ class TeamChange(BaseModel):
 
     emails: list[str] = Field(min_length=1, max_length=100)
     team_role: TeamRole
+
+
+class StudioAssignmentChange(BaseModel):
+    """`POST /v1/studio/assignments/add` and `/remove`."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    emails: list[str] = Field(min_length=1, max_length=100)
+    projects: list[str] = Field(min_length=1, max_length=100)
+
+
+class ProjectGroupCreate(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    name: str = Field(min_length=1, max_length=200)
+    emails: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class ProjectGroupUpdate(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    add_emails: list[str] = Field(default_factory=list, max_length=1000)
+    remove_emails: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class BatchGroups(BaseModel):
+    """`PUT /v1/studio/batches/{name}`: the groups the batch is given (replaces)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    groups: list[str] = Field(max_length=100)
+
+
+class BatchName(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    name: str = Field(min_length=1, max_length=200)
+
+
+class BatchPriorities(BaseModel):
+    """`POST /v1/studio/batches/set_priorities`: batch names, first is worked first."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    batches: list[BatchName] = Field(max_length=1000)

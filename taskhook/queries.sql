@@ -896,3 +896,131 @@ ON CONFLICT (account_id, email) DO NOTHING;
 -- name: set_teammates_role
 UPDATE teammates SET role = $3 WHERE account_id = $1 AND email = ANY ($2::text[])
 RETURNING email;
+
+-- name: studio_teammates
+-- Teammates ($2: lower-case e-mails) of account $1, for the Studio calls that name them.
+SELECT id, email FROM teammates WHERE account_id = $1 AND email = ANY ($2::text[]);
+
+-- name: studio_projects
+-- Projects ($3: names) of a world, for the Studio calls that name them.
+SELECT id, name FROM projects WHERE account_id = $1 AND is_test = $2 AND name = ANY ($3::text[]);
+
+-- name: studio_assignments
+-- Every teammate of the account with the world's projects assigned to them (names, in
+-- creation order; an empty array when none).
+SELECT m.email,
+       coalesce(array_agg(p.name ORDER BY p.created_at, p.id)
+                FILTER (WHERE p.id IS NOT NULL), '{}') AS projects
+FROM teammates m
+LEFT JOIN studio_assignments a ON a.teammate_id = m.id
+LEFT JOIN projects p ON p.id = a.project_id AND p.is_test = $2
+WHERE m.account_id = $1
+GROUP BY m.email, m.invited_at
+ORDER BY m.invited_at, m.email;
+
+-- name: studio_assign
+INSERT INTO studio_assignments (project_id, teammate_id)
+SELECT p, m FROM unnest($1::bigint[]) AS p, unnest($2::text[]) AS m
+ON CONFLICT DO NOTHING;
+
+-- name: studio_unassign
+-- Removing a labeler from a project also removes them from that project's groups.
+WITH gone AS (
+    DELETE FROM studio_assignments
+    WHERE project_id = ANY ($1::bigint[]) AND teammate_id = ANY ($2::text[])
+)
+DELETE FROM project_group_members g USING project_groups pg
+WHERE g.group_id = pg.id AND pg.project_id = ANY ($1::bigint[])
+  AND g.teammate_id = ANY ($2::text[]);
+
+-- name: studio_assigned
+-- Which of teammates $2 are assigned to project $1.
+SELECT teammate_id FROM studio_assignments
+WHERE project_id = $1 AND teammate_id = ANY ($2::text[]);
+
+-- name: studio_groups
+-- Project $1's groups (or the one named $2) with their workers.
+SELECT g.id, g.name,
+       coalesce(jsonb_agg(jsonb_build_object('id', m.id, 'email', m.email)
+                          ORDER BY m.email) FILTER (WHERE m.id IS NOT NULL), '[]') AS workers
+FROM project_groups g
+LEFT JOIN project_group_members gm ON gm.group_id = g.id
+LEFT JOIN teammates m ON m.id = gm.teammate_id
+WHERE g.project_id = $1 AND ($2::text IS NULL OR g.name = $2)
+GROUP BY g.id, g.name, g.created_at
+ORDER BY g.created_at, g.id;
+
+-- name: studio_create_group
+-- ON CONFLICT: a taken name returns no row, which the caller turns into a 409.
+INSERT INTO project_groups (id, project_id, name) VALUES ($1, $2, $3)
+ON CONFLICT (project_id, name) DO NOTHING
+RETURNING id;
+
+-- name: studio_group_add
+INSERT INTO project_group_members (group_id, teammate_id)
+SELECT $1, m FROM unnest($2::text[]) AS m
+ON CONFLICT DO NOTHING;
+
+-- name: studio_group_remove
+DELETE FROM project_group_members WHERE group_id = $1 AND teammate_id = ANY ($2::text[]);
+
+-- name: studio_batches
+-- The world's batches that are not completed, in work order: ranked first (studio_priority),
+-- then the rest oldest first; with their task counts and the names of their groups. $3: one
+-- batch by name, or NULL for all.
+WITH counts AS (
+    SELECT t.batch, count(*) AS total, count(*) FILTER (WHERE t.status <> 'pending') AS done
+    FROM tasks t
+    WHERE t.account_id = $1 AND t.is_test = $2 AND t.batch IS NOT NULL
+      AND ($3::text IS NULL OR t.batch = $3)
+    GROUP BY t.batch
+)
+SELECT b.id, b.public_id, b.name, b.studio_priority, b.status, b.created_at,
+       p.public_id AS project_public_id, p.name AS project_name, p.id AS project_id,
+       coalesce(c.total, 0) AS total, coalesce(c.done, 0) AS completed,
+       coalesce((SELECT array_agg(g.name ORDER BY g.name) FROM batch_groups bg
+                 JOIN project_groups g ON g.id = bg.group_id WHERE bg.batch_id = b.id),
+                '{}') AS groups
+FROM batches b
+JOIN projects p ON p.id = b.project_id
+LEFT JOIN counts c ON c.batch = b.name
+WHERE b.account_id = $1 AND b.is_test = $2 AND ($3::text IS NULL OR b.name = $3)
+  AND NOT (b.status = 'in_progress' AND coalesce(c.total, 0) > 0 AND c.done = c.total)
+ORDER BY b.studio_priority NULLS LAST, b.created_at, b.id;
+
+-- name: studio_set_groups
+-- Batch $1 is given exactly the groups $2.
+WITH gone AS (DELETE FROM batch_groups WHERE batch_id = $1 AND group_id <> ALL ($2::text[]))
+INSERT INTO batch_groups (batch_id, group_id) SELECT $1, g FROM unnest($2::text[]) AS g
+ON CONFLICT DO NOTHING;
+
+-- name: studio_group_ids
+-- Project $1's groups named $2.
+SELECT id, name FROM project_groups WHERE project_id = $1 AND name = ANY ($2::text[]);
+
+-- name: studio_set_priorities
+-- Batches $3 (names, in order) get priorities 1..n; every other batch of the world none.
+UPDATE batches b
+SET studio_priority = x.rank
+FROM (SELECT b2.id, r.rank
+      FROM batches b2
+      LEFT JOIN unnest($3::text[]) WITH ORDINALITY AS r (name, rank) ON r.name = b2.name
+      WHERE b2.account_id = $1 AND b2.is_test = $2) x
+WHERE b.id = x.id AND b.studio_priority IS DISTINCT FROM x.rank;
+
+-- name: studio_work
+-- The batches a labeler ($3, teammate id) works, in work order: not completed, in projects
+-- assigned to them, and either given to a group of theirs or to no group at all; with the
+-- pending tasks of each.
+SELECT b.name, p.name AS project_name, b.studio_priority,
+       (SELECT count(*) FROM tasks t WHERE t.account_id = b.account_id
+          AND t.is_test = b.is_test AND t.batch = b.name AND t.status = 'pending') AS pending
+FROM batches b
+JOIN projects p ON p.id = b.project_id
+JOIN studio_assignments a ON a.project_id = p.id AND a.teammate_id = $3
+WHERE b.account_id = $1 AND b.is_test = $2 AND b.status = 'in_progress'
+  AND (NOT EXISTS (SELECT 1 FROM batch_groups bg WHERE bg.batch_id = b.id)
+       OR EXISTS (SELECT 1 FROM batch_groups bg
+                  JOIN project_group_members gm ON gm.group_id = bg.group_id
+                  WHERE bg.batch_id = b.id AND gm.teammate_id = $3))
+ORDER BY b.studio_priority NULLS LAST, b.created_at, b.id;

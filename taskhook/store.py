@@ -724,6 +724,75 @@ async def set_teammates_role(conn: Conn, account_id: str, emails: list[str], rol
     return {r["email"] for r in rows}
 
 
+# --- studio --------------------------------------------------------------------------
+
+
+async def studio_teammates(conn: Conn, account_id: str, emails: list[str]) -> dict[str, str]:
+    """e-mail -> teammate id, for those of `emails` on the team."""
+    rows = await conn.fetch(queries["studio_teammates"], account_id, emails)
+    return {r["email"]: r["id"] for r in rows}
+
+
+async def studio_projects(conn: Conn, p: Principal, names: list[str]) -> dict[str, int]:
+    """name -> project id, for those of `names` in the caller's world."""
+    rows = await conn.fetch(queries["studio_projects"], *_who(p), names)
+    return {r["name"]: r["id"] for r in rows}
+
+
+async def studio_assignments(conn: Conn, p: Principal) -> list[Row]:
+    return await conn.fetch(queries["studio_assignments"], *_who(p))
+
+
+async def studio_assign(conn: Conn, projects: list[int], teammates: list[str]) -> None:
+    await conn.execute(queries["studio_assign"], projects, teammates)
+
+
+async def studio_unassign(conn: Conn, projects: list[int], teammates: list[str]) -> None:
+    await conn.execute(queries["studio_unassign"], projects, teammates)
+
+
+async def studio_assigned(conn: Conn, project_id: int, teammates: list[str]) -> set[str]:
+    rows = await conn.fetch(queries["studio_assigned"], project_id, teammates)
+    return {r["teammate_id"] for r in rows}
+
+
+async def studio_groups(conn: Conn, project_id: int, name: str | None = None) -> list[Row]:
+    return await conn.fetch(queries["studio_groups"], project_id, name)
+
+
+async def studio_create_group(conn: Conn, group_id: str, project_id: int, name: str) -> None:
+    if await conn.fetchval(queries["studio_create_group"], group_id, project_id, name) is None:
+        raise Conflict(f"A project group named '{name}' already exists in this project.")
+
+
+async def studio_group_members(
+    conn: Conn, group_id: str, add: list[str], remove: list[str]
+) -> None:
+    await conn.execute(queries["studio_group_remove"], group_id, remove)
+    await conn.execute(queries["studio_group_add"], group_id, add)
+
+
+async def studio_batches(conn: Conn, p: Principal, name: str | None = None) -> list[Row]:
+    return await conn.fetch(queries["studio_batches"], *_who(p), name)
+
+
+async def studio_group_ids(conn: Conn, project_id: int, names: list[str]) -> dict[str, str]:
+    rows = await conn.fetch(queries["studio_group_ids"], project_id, names)
+    return {r["name"]: r["id"] for r in rows}
+
+
+async def studio_set_groups(conn: Conn, batch_id: int, group_ids: list[str]) -> None:
+    await conn.execute(queries["studio_set_groups"], batch_id, group_ids)
+
+
+async def studio_set_priorities(conn: Conn, p: Principal, names: list[str]) -> None:
+    await conn.execute(queries["studio_set_priorities"], *_who(p), names)
+
+
+async def studio_work(conn: Conn, p: Principal, teammate_id: str) -> list[Row]:
+    return await conn.fetch(queries["studio_work"], *_who(p), teammate_id)
+
+
 # --- accounts ------------------------------------------------------------------------
 
 

@@ -56,7 +56,7 @@ async def test_bad_changes_change_nothing(
 ) -> None:
     live, test = sdk(account.live_key), sdk(account.test_key)
     await run(live.invite_teammates, ["ann@example.com"], TeammateRole.Labeler)
-    with pytest.raises(ScaleInvalidRequest, match="cat@example.com"):
+    with pytest.raises(ScaleInvalidRequest, match=r"cat@example\.com"):
         await run(
             live.update_teammates_role,
             ["ann@example.com", "cat@example.com"],

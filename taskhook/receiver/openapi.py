@@ -30,8 +30,13 @@ from taskhook.events import MAX_EVENTS, Event
 from taskhook.models import (
     AuditRequest,
     BatchCreate,
+    BatchGroups,
+    BatchPriorities,
     FileImport,
     ProjectCreate,
+    ProjectGroupCreate,
+    ProjectGroupUpdate,
+    StudioAssignmentChange,
     TaskCreate,
     TeamChange,
     UniqueIdRequest,
@@ -221,6 +226,42 @@ class Teammate(TypedDict):
 
 
 @with_config(_FORBID)
+class StudioWorker(TypedDict):
+    id: str
+    email: str
+
+
+@with_config(_FORBID)
+class StudioProjectGroup(TypedDict):
+    id: str
+    name: str
+    numWorkers: int
+    isSingleton: bool
+    workers: list[StudioWorker]
+
+
+@with_config(_FORBID)
+class StudioBatch(TypedDict):
+    id: str
+    name: str
+    projectId: str
+    projectName: str
+    batchType: Literal["Production"]
+    studioPriority: int | None
+    total: int
+    completed: int
+    groups: list[str]
+
+
+@with_config(_FORBID)
+class StudioWork(TypedDict):
+    batch: str
+    project: str
+    studioPriority: int | None
+    pending: int
+
+
+@with_config(_FORBID)
 class TaskTemplate(TypedDict):
     id: str
     version: int
@@ -343,6 +384,11 @@ _MODELS: tuple[tuple[str, JsonSchemaMode, Any], ...] = (
     ("Event", "validation", Event),
     ("FileImport", "validation", FileImport),
     ("TeamChange", "validation", TeamChange),
+    ("StudioAssignmentChange", "validation", StudioAssignmentChange),
+    ("ProjectGroupCreate", "validation", ProjectGroupCreate),
+    ("ProjectGroupUpdate", "validation", ProjectGroupUpdate),
+    ("BatchGroups", "validation", BatchGroups),
+    ("BatchPriorities", "validation", BatchPriorities),
     *(
         (name, "serialization", model)
         for name, model in (
@@ -356,6 +402,9 @@ _MODELS: tuple[tuple[str, JsonSchemaMode, Any], ...] = (
             ("File", File),
             ("TaskTemplate", TaskTemplate),
             ("Teammate", Teammate),
+            ("StudioProjectGroup", StudioProjectGroup),
+            ("StudioBatch", StudioBatch),
+            ("StudioWork", StudioWork),
             ("Account", Account),
             ("RotatedSecret", RotatedSecret),
             ("CallbackList", CallbackList),
@@ -1093,6 +1142,108 @@ def _team_paths() -> dict[str, Any]:
     }
 
 
+def _studio_paths() -> dict[str, Any]:
+    assignments = _ok(
+        {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+        "Every teammate's e-mail with the names of the projects assigned to them.",
+    )
+    change = _body(_ref("StudioAssignmentChange"), "Teammates' e-mails and project names.")
+    group = _ok(_ref("StudioProjectGroup"))
+    batches = _ok({"type": "array", "items": _ref("StudioBatch")}, "Open batches, work order.")
+    project = _path("project", "The project name (percent-encoded).")
+
+    def op(
+        op_id: str, summary: str, ok: dict[str, Any], errors: tuple[int, ...], **kw: Any
+    ) -> dict[str, Any]:
+        return _operation(op_id, "studio", summary, ok, errors, **kw)
+
+    return {
+        "/v1/studio/assignments": {
+            "get": op("list_studio_assignments", "List labeler assignments", assignments, ()),
+        },
+        "/v1/studio/assignments/add": {
+            "post": op(
+                "add_studio_assignments",
+                "Assign teammates to projects",
+                assignments,
+                (),
+                body=change,
+            ),
+        },
+        "/v1/studio/assignments/remove": {
+            "post": op(
+                "remove_studio_assignments",
+                "Unassign teammates (and their groups)",
+                assignments,
+                (),
+                body=change,
+            ),
+        },
+        "/v1/studio/projects/{project}/groups": {
+            "parameters": [project],
+            "get": op(
+                "list_project_groups",
+                "List a project's groups",
+                _ok({"type": "array", "items": _ref("StudioProjectGroup")}),
+                (404,),
+            ),
+            "post": op(
+                "create_project_group",
+                "Create a project group",
+                group,
+                (404, 409),
+                body=_body(_ref("ProjectGroupCreate"), "Name and assigned labelers."),
+            ),
+        },
+        "/v1/studio/projects/{project}/groups/{group}": {
+            "parameters": [project, _path("group", "The group name (percent-encoded).")],
+            "put": op(
+                "update_project_group",
+                "Add and remove a group's workers",
+                group,
+                (404,),
+                body=_body(_ref("ProjectGroupUpdate"), "E-mails to add, remove."),
+            ),
+        },
+        "/v1/studio/batches": {
+            "get": op("list_studio_batches", "List open batches in work order", batches, ()),
+        },
+        "/v1/studio/batches/{name}": {
+            "parameters": [_path("name", "The batch name (percent-encoded).")],
+            "put": op(
+                "assign_studio_batches",
+                "Give a batch to project groups",
+                _ok(_ref("StudioBatch")),
+                (404,),
+                body=_body(_ref("BatchGroups"), "The groups (replaces)."),
+            ),
+        },
+        "/v1/studio/batches/set_priorities": {
+            "post": op(
+                "set_studio_batches_priorities",
+                "Rank batches",
+                batches,
+                (),
+                body=_body(_ref("BatchPriorities"), "Names, first worked first."),
+            ),
+        },
+        "/v1/studio/batches/reset_priorities": {
+            "post": op("reset_studio_batches_priorities", "Clear the ranking", batches, ()),
+        },
+        "/v1/studio/work": {
+            "get": op(
+                "studio_work",
+                "A labeler's queue: the batches they work, in order, with pending tasks",
+                _ok({"type": "array", "items": _ref("StudioWork")}),
+                (),
+                parameters=[
+                    _query("email", {"type": "string"}, "A teammate's e-mail.", required=True)
+                ],
+            ),
+        },
+    }
+
+
 def _project_paths() -> dict[str, Any]:
     project = _ok(_ref("Project"))
     return {
@@ -1449,6 +1600,7 @@ def build_document() -> dict[str, Any]:
         **_project_paths(),
         **_file_paths(),
         **_team_paths(),
+        **_studio_paths(),
         **_other_paths(),
         **_v2_paths(),
     }
@@ -1472,6 +1624,7 @@ def build_document() -> dict[str, Any]:
                 ("projects", "Projects and their params."),
                 ("files", "Uploaded and imported files, usable as task attachments."),
                 ("teams", "The account's teammates and their roles."),
+                ("studio", "How a team's own labelers are given work."),
                 ("callbacks", "Callback deliveries of a task."),
                 ("account", "The calling account."),
                 ("events", "Signed workforce events (no API key)."),
