@@ -499,6 +499,27 @@ CREATE TABLE IF NOT EXISTS batch_groups (
 );
 ALTER TABLE batches ADD COLUMN IF NOT EXISTS studio_priority integer;
 
+-- Evaluation and training tasks (create_evaluation_task, create_training_task): a task's
+-- params with the answer it expects, kept on their project for the workforce's tooling.
+-- They are not tasks: never listed with them, never worked, never called back.
+CREATE TABLE IF NOT EXISTS quality_tasks (
+    id                 text PRIMARY KEY,                  -- 24 hex
+    account_id         text NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    is_test            boolean NOT NULL,
+    kind               text NOT NULL CHECK (kind IN ('evaluation', 'training')),
+    type               text NOT NULL,
+    project_id         bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    instruction        text,
+    params             jsonb NOT NULL,
+    expected_response  jsonb NOT NULL,
+    initial_response   jsonb,                             -- evaluation only: a review phase
+    metadata           jsonb NOT NULL DEFAULT '{}',
+    created_at         timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+-- Serves a project's list, oldest first.
+CREATE INDEX IF NOT EXISTS quality_tasks_project_idx
+    ON quality_tasks (project_id, kind, created_at, id);
+
 -- ===== Tasks tab (issue 9; taskhook/web) =====================================================
 -- Sign-in sessions of the Tasks tab. The cookie holds a random token; only its SHA-256 is
 -- stored, so a copy of the database cannot be replayed as a cookie. A session belongs to the

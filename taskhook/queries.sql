@@ -1024,3 +1024,15 @@ WHERE b.account_id = $1 AND b.is_test = $2 AND b.status = 'in_progress'
                   JOIN project_group_members gm ON gm.group_id = bg.group_id
                   WHERE bg.batch_id = b.id AND gm.teammate_id = $3))
 ORDER BY b.studio_priority NULLS LAST, b.created_at, b.id;
+
+-- name: insert_quality_task
+INSERT INTO quality_tasks (id, account_id, is_test, kind, type, project_id, instruction,
+                           params, expected_response, initial_response, metadata)
+VALUES ($3, $1, $2, $4, $5, $6, $7, $8, $9, $10, $11)
+RETURNING *, (SELECT name FROM projects WHERE id = $6) AS project_name;
+
+-- name: list_quality_tasks
+SELECT q.*, p.name AS project_name
+FROM quality_tasks q JOIN projects p ON p.id = q.project_id
+WHERE q.project_id = $1 AND q.kind = $2
+ORDER BY q.created_at, q.id;

@@ -724,6 +724,36 @@ async def set_teammates_role(conn: Conn, account_id: str, emails: list[str], rol
     return {r["email"] for r in rows}
 
 
+# --- evaluation and training tasks ----------------------------------------------------
+
+
+async def insert_quality_task(conn: Conn, p: Principal, fields: dict[str, Any]) -> Row:
+    """fields: id, kind, type, project_id, instruction, params, expected_response,
+    initial_response, metadata."""
+    row = await conn.fetchrow(
+        queries["insert_quality_task"], *_who(p), *(fields[k] for k in _QUALITY_FIELDS)
+    )
+    assert row is not None
+    return row
+
+
+_QUALITY_FIELDS = (
+    "id",
+    "kind",
+    "type",
+    "project_id",
+    "instruction",
+    "params",
+    "expected_response",
+    "initial_response",
+    "metadata",
+)
+
+
+async def list_quality_tasks(conn: Conn, project_id: int, kind: str) -> list[Row]:
+    return await conn.fetch(queries["list_quality_tasks"], project_id, kind)
+
+
 # --- studio --------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from taskhook.receiver import (
     openapi,
     ops,
     projects_api,
+    quality_api,
     studio_api,
     tasks_api,
     teams_api,
@@ -54,6 +55,7 @@ ROUTES = (
     batches_api.routes,
     projects_api.routes,
     files_api.routes,
+    quality_api.routes,
     teams_api.routes,
     studio_api.routes,
     v2_api.routes,  # issue 8: Scale's v2 API

@@ -44,6 +44,7 @@ from taskhook.models import (
 from taskhook.receiver.account_api import AccountSettings, Rotation
 from taskhook.receiver.idempotency import MAX_KEY_CHARS
 from taskhook.receiver.listparams import MAX_LIMIT, MAX_OFFSET, REVIEW_STATUSES, STATUSES
+from taskhook.receiver.quality_api import QUALITY_TYPES
 from taskhook.tasktypes import REQUIRED, TASK_TYPES
 from taskhook.v2 import models as v2
 from taskhook.v2.models import Annotation as V2Annotation
@@ -262,6 +263,21 @@ class StudioWork(TypedDict):
 
 
 @with_config(_FORBID)
+class QualityTask(TypedDict):
+    """An evaluation or training task: a task's params with the answer it expects."""
+
+    id: str
+    type: TaskType
+    project: str
+    instruction: str | None
+    params: dict[str, Any]
+    expected_response: dict[str, Any]
+    metadata: dict[str, Any]
+    created_at: Timestamp
+    initial_response: NotRequired[dict[str, Any]]
+
+
+@with_config(_FORBID)
 class TaskTemplate(TypedDict):
     id: str
     version: int
@@ -401,6 +417,7 @@ _MODELS: tuple[tuple[str, JsonSchemaMode, Any], ...] = (
             ("Project", Project),
             ("File", File),
             ("TaskTemplate", TaskTemplate),
+            ("QualityTask", QualityTask),
             ("Teammate", Teammate),
             ("StudioProjectGroup", StudioProjectGroup),
             ("StudioBatch", StudioBatch),
@@ -1244,6 +1261,35 @@ def _studio_paths() -> dict[str, Any]:
     }
 
 
+def _quality_paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    quality = _ok(_ref("QualityTask"))
+    listed = _ok({"type": "array", "items": _ref("QualityTask")}, "Oldest first.")
+    body = _body(
+        {"type": "object", "required": ["project", "expected_response"]},
+        "A task create's body for this type, plus `expected_response` (and, for an "
+        "evaluation task, an optional `initial_response`).",
+    )
+    task_type = {
+        **_path("type", "The task type."),
+        "schema": {"type": "string", "enum": sorted(QUALITY_TYPES)},
+    }
+    for kind in ("evaluation", "training"):
+        paths[f"/v1/{kind}_tasks/{{type}}"] = {
+            "parameters": [task_type],
+            "post": _operation(
+                f"create_{kind}_task", "projects", f"Create a {kind} task", quality, (), body=body
+            ),
+        }
+        paths[f"/v1/projects/{{name}}/{kind}_tasks"] = {
+            "parameters": [PROJECT_NAME],
+            "get": _operation(
+                f"list_{kind}_tasks", "projects", f"List a project's {kind} tasks", listed, (404,)
+            ),
+        }
+    return paths
+
+
 def _project_paths() -> dict[str, Any]:
     project = _ok(_ref("Project"))
     return {
@@ -1601,6 +1647,7 @@ def build_document() -> dict[str, Any]:
         **_file_paths(),
         **_team_paths(),
         **_studio_paths(),
+        **_quality_paths(),
         **_other_paths(),
         **_v2_paths(),
     }
