@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## start taskhook on an embedded PostgreSQL (./.taskhook)
-	$(BIN)/taskhook serve
+# A local first session calls back to 127.0.0.1, so `make run` allows private targets
+# unless the variable is set; `taskhook serve` itself keeps them refused.
+run: $(STAMP)  ## start taskhook on an embedded PostgreSQL (./.taskhook), for local use
+	TASKHOOK_ALLOW_PRIVATE_TARGETS=$${TASKHOOK_ALLOW_PRIVATE_TARGETS:-1} $(BIN)/taskhook serve
 
 test: $(STAMP)  ## lint, then the whole test suite against a real PostgreSQL
 	$(BIN)/ruff check .

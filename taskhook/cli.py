@@ -298,6 +298,12 @@ async def _serve(settings: Settings, args: Any) -> int:
     port = runner.addresses[0][1] if runner.addresses else settings.port
     url = f"http://{settings.host}:{port}"
     print(f"taskhook {__version__} listening on {url} (API base {url}/v1)", flush=True)
+    if settings.allow_private_targets:
+        print(
+            "Callbacks and imports may reach private and loopback addresses "
+            "(TASKHOOK_ALLOW_PRIVATE_TARGETS=1): fine on your own machine, never in production.",
+            flush=True,
+        )
     log.info("receiver.started", url=url, role=args.command)
     gctune.tune_for_service()
     await stop.wait()

@@ -29,7 +29,13 @@ from yarl import URL
 
 from taskhook import store
 from taskhook.accounts import Principal
-from taskhook.dispatcher.targets import TargetRefused, VettingResolver, check_url, refused
+from taskhook.dispatcher.targets import (
+    PRIVATE_HINT,
+    TargetRefused,
+    VettingResolver,
+    check_url,
+    refused,
+)
 from taskhook.errors import ApiError, BadRequest
 from taskhook.serialize import iso
 from taskhook.settings import Settings
@@ -38,7 +44,6 @@ CHUNK_BYTES = 64 * 1024
 MAX_REDIRECTS = 5
 IMPORT_TIMEOUT_S = 60.0
 DEFAULT_MIMETYPE = "application/octet-stream"
-_PRIVATE_HINT = "set TASKHOOK_ALLOW_PRIVATE_TARGETS=1 to allow private and loopback addresses"
 
 
 class FileTooLarge(ApiError):
@@ -213,11 +218,11 @@ def _checked(url: str, allow_private: bool) -> URL:
     try:
         return check_url(url, allow_private)
     except TargetRefused as exc:
-        raise BadRequest(_refusal(url, str(exc), allow_private)) from None
+        raise BadRequest(_refusal(url, str(exc))) from None
 
 
-def _refusal(url: str, reason: str, allow_private: bool) -> str:
-    hint = "" if allow_private else f"; {_PRIVATE_HINT}"
+def _refusal(url: str, reason: str) -> str:
+    hint = "" if PRIVATE_HINT in reason or "http(s)" in reason else f"; {PRIVATE_HINT}"
     return f"'file_url' must be an http(s) URL to a public address, got {url!r} ({reason}{hint})."
 
 
@@ -226,7 +231,7 @@ def _fetch_failed(url: str, exc: BaseException) -> BadRequest:
         reason = next(
             (str(e) for e in _chain(exc) if isinstance(e, TargetRefused)), "refused target"
         )
-        return BadRequest(_refusal(url, reason, allow_private=False))
+        return BadRequest(_refusal(url, reason))
     kind = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
     return BadRequest(f"Could not import {url!r}: the fetch failed ({kind}).")
 

@@ -364,18 +364,19 @@ async def test_delivery_refuses_private_literals_without_connecting(
 
 @pytest.mark.parametrize("name", LOOPBACK_NAMES)
 async def test_delivery_refuses_names_that_resolve_to_loopback(
-    strict: Api,
+    permissive: Api,
     sink: tuple[Sink, str],
     run_dispatcher: Start,
     account: NewAccount,
     http: aiohttp.ClientSession,
     name: str,
 ) -> None:
-    """A name is accepted at create time (it is resolved only when delivering); the
-    dispatcher's resolver sees the loopback answer and refuses to connect."""
+    """Whatever let the task in (here a receiver that allows private targets; a name is
+    resolved only when delivering), a strict dispatcher's resolver sees the loopback
+    answer and refuses to connect."""
     receiver, url = sink
     port = url.rsplit(":", 1)[1]
-    test_key = Api(http, strict.base, account.test_key)
+    test_key = Api(http, permissive.base, account.test_key)
     await test_key.project()
     task = await test_key.task(callback_url=f"http://{name}:{port}/ok")
     await run_dispatcher(**strict_dispatcher())
@@ -414,6 +415,26 @@ async def test_same_target_is_delivered_when_private_targets_are_allowed(
     for task_id in tasks:
         await until(lambda t=task_id: _is(succeeded(test_api, t), True))
     assert len(receiver.received) == len(tasks)
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST.", "app.localhost", "127.0.0.1"])
+async def test_a_local_callback_is_refused_at_create_naming_the_setting(
+    strict: Api, host: str
+) -> None:
+    """A newcomer's first local callback URL gets a 400 that says how to allow it; names
+    under `localhost` (RFC 6761: always loopback) are refused at create time too."""
+    status, body = await strict.call(
+        "POST",
+        "/v1/task/categorization",
+        json={
+            "project": "proj",
+            "attachment": "a",
+            "categories": ["x"],
+            "callback_url": f"http://{host}:9000/cb",
+        },
+    )
+    assert status == 400, body
+    assert "TASKHOOK_ALLOW_PRIVATE_TARGETS=1" in body["error"], body["error"]
 
 
 async def _is(value: Awaitable[Any], expected: Any) -> bool:

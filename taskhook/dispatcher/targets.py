@@ -28,6 +28,12 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
+PRIVATE_HINT = (
+    "set TASKHOOK_ALLOW_PRIVATE_TARGETS=1 to allow private and loopback addresses, "
+    "e.g. for local development"
+)
+
+
 class TargetRefused(OSError):
     """The target is not an allowed destination (scheme, or a non-global address)."""
 
@@ -126,8 +132,12 @@ def _host_refusal(host: str, allow_private: bool) -> str | None:
         literal = ip_literal(host)
     except TargetRefused as exc:
         return str(exc)
-    if literal is not None and not allow_private and is_forbidden_ip(literal):
-        return f"{host} is not a public address"
+    if allow_private:
+        return None
+    if literal is not None and is_forbidden_ip(literal):
+        return f"{host} is not a public address; {PRIVATE_HINT}"
+    if host.rstrip(".").lower().split(".")[-1] == "localhost":  # RFC 6761: always loopback
+        return f"{host} is a loopback name; {PRIVATE_HINT}"
     return None
 
 
