@@ -175,10 +175,11 @@ CREATE INDEX IF NOT EXISTS ingested_events_received_idx ON ingested_events (rece
 -- 'waiting' one 'pending', so the claim never has to look for earlier deliveries.
 CREATE TABLE IF NOT EXISTS deliveries (
     id               bigserial PRIMARY KEY,
-    task_id          text NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    task_id          text REFERENCES tasks (id) ON DELETE CASCADE,  -- NULL: a batch's
     account_id       text NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
     trigger          text NOT NULL
-                     CHECK (trigger IN ('completed', 'error', 'audit', 'fixed', 'recalled', 'resend')),
+                     CHECK (trigger IN ('completed', 'error', 'audit', 'fixed', 'recalled', 'resend',
+                                        'batch_completed')),
     target           text NOT NULL,                      -- URL or e-mail address
     host             text NOT NULL,                      -- URL host or "mailto:" + domain
     -- The body is in delivery_payloads (below).
@@ -519,6 +520,33 @@ CREATE TABLE IF NOT EXISTS quality_tasks (
 -- Serves a project's list, oldest first.
 CREATE INDEX IF NOT EXISTS quality_tasks_project_idx
     ON quality_tasks (project_id, kind, created_at, id);
+
+-- Batch callbacks: once a batch with a callback completes (in progress, with tasks, none
+-- pending), a dispatcher queues one delivery of it (batch_id set, task_id NULL) with the
+-- batch as GET /v1/batches/{name} returns it, and marks the batch (callback_queued_at) in
+-- the same transaction, so it is sent once. The delivery then goes the way of every other:
+-- claims, retries, signatures, the attempt log. It belongs to no task, so no task's order
+-- waits on it and no task's callback_succeeded counts it.
+ALTER TABLE deliveries ALTER COLUMN task_id DROP NOT NULL;
+ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS batch_id bigint
+    REFERENCES batches (id) ON DELETE CASCADE;
+CREATE INDEX IF NOT EXISTS deliveries_batch_idx ON deliveries (batch_id)
+    WHERE batch_id IS NOT NULL;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                   WHERE conname = 'deliveries_trigger_check'
+                     AND pg_get_constraintdef(oid) LIKE '%batch_completed%') THEN
+        ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_trigger_check;
+        ALTER TABLE deliveries ADD CONSTRAINT deliveries_trigger_check
+            CHECK (trigger IN ('completed', 'error', 'audit', 'fixed', 'recalled', 'resend',
+                               'batch_completed'));
+    END IF;
+END $$;
+ALTER TABLE batches ADD COLUMN IF NOT EXISTS callback_queued_at timestamptz;
+-- The batches whose callback may still be due: few, whatever the number of batches.
+CREATE INDEX IF NOT EXISTS batches_callback_due_idx ON batches (id)
+    WHERE callback <> '' AND callback_queued_at IS NULL;
 
 -- ===== Tasks tab (issue 9; taskhook/web) =====================================================
 -- Sign-in sessions of the Tasks tab. The cookie holds a random token; only its SHA-256 is

@@ -30,7 +30,7 @@ class Claimed:
     """A delivery this dispatcher holds under a lease."""
 
     id: int
-    task_id: str
+    task_id: str | None  # None: a batch's callback (dispatcher/batch_callbacks.py)
     account_id: str
     trigger: str
     target: str

@@ -1036,3 +1036,52 @@ SELECT q.*, p.name AS project_name
 FROM quality_tasks q JOIN projects p ON p.id = q.project_id
 WHERE q.project_id = $1 AND q.kind = $2
 ORDER BY q.created_at, q.id;
+
+-- name: due_batch_callbacks
+-- Batches with a callback not yet queued that have completed (in progress, with tasks, none
+-- pending; get_batch's rule), at most $1: locked (another dispatcher's are skipped) and
+-- marked queued in the caller's transaction, which also enqueues their deliveries.
+WITH due AS (
+    SELECT b.id FROM batches b
+    WHERE b.callback <> '' AND b.callback_queued_at IS NULL AND b.status = 'in_progress'
+      AND EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = b.account_id
+                  AND t.is_test = b.is_test AND t.batch = b.name)
+      AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = b.account_id
+                      AND t.is_test = b.is_test AND t.batch = b.name AND t.status = 'pending')
+    ORDER BY b.id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE batches b SET callback_queued_at = now()
+FROM due, projects p
+WHERE b.id = due.id AND p.id = b.project_id
+RETURNING b.*, p.name AS project_name, 'completed' AS effective_status;
+
+-- name: enqueue_batch_delivery
+-- One batch callback ($1 batch id), pending at once; the NOTIFY wakes the dispatchers.
+WITH d AS (
+    INSERT INTO deliveries (batch_id, account_id, trigger, target, host, webhook_id, state)
+    VALUES ($1, $2, 'batch_completed', $3, $4, $5, 'pending')
+    RETURNING id
+), p AS (
+    INSERT INTO delivery_payloads (delivery_id, payload) SELECT d.id, $6 FROM d
+), n AS (
+    SELECT pg_notify('taskhook_deliveries', '')
+)
+SELECT d.id FROM d CROSS JOIN n;
+
+-- name: batch_deliveries
+-- A batch's callback deliveries, oldest first, attempts in order (as task_deliveries).
+SELECT d.id, d.trigger, d.state, d.created_at,
+       coalesce(jsonb_agg(jsonb_build_object(
+                    'attempt', a.attempt,
+                    'started_at', to_char(a.started_at AT TIME ZONE 'UTC',
+                                          'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                    'duration_ms', a.duration_ms, 'status_code', a.status_code,
+                    'error', a.error, 'response_excerpt', a.response_excerpt)
+                ORDER BY a.attempt) FILTER (WHERE a.delivery_id IS NOT NULL),
+                '[]'::jsonb) AS attempts
+FROM deliveries d LEFT JOIN delivery_attempts a ON a.delivery_id = d.id
+WHERE d.batch_id = $1
+GROUP BY d.id
+ORDER BY d.id;

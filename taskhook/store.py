@@ -611,7 +611,7 @@ async def record_attempts(pool: asyncpg.Pool, records: list[AttemptRecord]) -> s
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    task_ids = sorted({r.delivery.task_id for r in records})
+    task_ids = sorted({r.delivery.task_id for r in records if r.delivery.task_id is not None})
     rows = await pool.fetch(queries["record_attempts"], task_ids, *columns)
     return {row["id"] for row in rows}
 
@@ -722,6 +722,34 @@ async def set_teammates_role(conn: Conn, account_id: str, emails: list[str], rol
     """The e-mails changed; the caller's transaction rolls back if some are unknown."""
     rows = await conn.fetch(queries["set_teammates_role"], account_id, emails, role)
     return {r["email"] for r in rows}
+
+
+# --- batch callbacks -------------------------------------------------------------------
+
+
+async def due_batch_callbacks(conn: Conn, limit: int) -> list[Row]:
+    """Completed batches whose callback is now marked queued (the caller's transaction)."""
+    return await conn.fetch(queries["due_batch_callbacks"], limit)
+
+
+async def enqueue_batch_delivery(
+    conn: Conn,
+    *,
+    batch_id: int,
+    account_id: str,
+    target: str,
+    host: str,
+    webhook_id: str,
+    payload: str,
+) -> int:
+    delivery_id = await conn.fetchval(
+        queries["enqueue_batch_delivery"], batch_id, account_id, target, host, webhook_id, payload
+    )
+    return int(delivery_id)
+
+
+async def batch_deliveries(conn: Conn, batch_id: int) -> list[Row]:
+    return await conn.fetch(queries["batch_deliveries"], batch_id)
 
 
 # --- evaluation and training tasks ----------------------------------------------------

@@ -26,6 +26,7 @@ import asyncpg
 from taskhook import metrics, secretbox, store
 from taskhook.db import DATABASE_DOWN
 from taskhook.delivery import AttemptResult, Claimed
+from taskhook.dispatcher import batch_callbacks
 from taskhook.dispatcher.claims import ClaimConnection, ClaimRun, reserve
 from taskhook.dispatcher.held import Held
 from taskhook.dispatcher.listener import Listener
@@ -131,6 +132,7 @@ class Dispatcher:
             listening = asyncio.create_task(self.listener.run(stop))
             pruning = asyncio.create_task(self._prune_periodically(stop))
             sweeping = asyncio.create_task(self._sweep_periodically(stop))
+            batches = asyncio.create_task(self._batch_callbacks_periodically(stop))
             log.info("dispatcher.started")
 
             try:
@@ -142,7 +144,7 @@ class Dispatcher:
                 await self.outcomes.close()
                 for conn in self.claim_conns:
                     await conn.close()
-                for side in (listening, pruning, sweeping):
+                for side in (listening, pruning, sweeping, batches):
                     side.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await side
@@ -187,6 +189,17 @@ class Dispatcher:
                     self.claim_window.lower(await store.due_hosts(conn))
             except Exception:  # down or otherwise: the next round tries again
                 log.warning("dispatcher.sweep_failed", exc_info=True)
+
+    async def _batch_callbacks_periodically(self, stop: asyncio.Event) -> None:
+        """Every poll interval, queue the callbacks of batches that have completed."""
+        while not stop.is_set():
+            try:
+                for name, delivery_id in await batch_callbacks.queue_due(self.pool):
+                    log.info("batch.callback_queued", batch=name, delivery_id=delivery_id)
+            except Exception:  # down or otherwise: the next round tries again
+                log.warning("dispatcher.batch_callbacks_failed", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.poll_interval)
 
     async def _step_safely(self, stop: asyncio.Event) -> None:
         """One turn; a failure the claim does not handle (e.g. an unexpected database error)

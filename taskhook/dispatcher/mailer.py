@@ -50,7 +50,8 @@ def message_for(d: Claimed, sender: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = d.target
-    msg["Subject"] = f"Task {d.task_id} {payload.get('status', '')}".strip()
+    what = f"Task {d.task_id}" if d.task_id is not None else f"Batch {payload.get('name', '')}"
+    msg["Subject"] = f"{what} {payload.get('status', '')}".strip()
     msg["X-Taskhook-Webhook-Id"] = d.webhook_id  # stable across retries, like webhook-id
     msg.set_content(json.dumps(task, indent=2, ensure_ascii=False))
     return msg

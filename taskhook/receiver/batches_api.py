@@ -11,6 +11,7 @@ from taskhook import store
 from taskhook.errors import BadRequest, NotFound
 from taskhook.logs import get_logger
 from taskhook.models import BatchCreate
+from taskhook.receiver.callbacks_api import delivery_json
 from taskhook.receiver.idempotency import run_create
 from taskhook.receiver.keys import POOL, SETTINGS, principal
 from taskhook.receiver.listparams import parse_bool, parse_limit, parse_offset, upper_bound
@@ -68,6 +69,16 @@ async def create_batch(request: web.Request) -> web.Response:
 @routes.get("/v1/batches/{name}")
 async def get_batch(request: web.Request) -> web.Response:
     return ok(batch_json(await _batch_or_404(request.app[POOL], request)))
+
+
+@routes.get("/v1/batches/{name}/callbacks")
+async def batch_callbacks(request: web.Request) -> web.Response:
+    """The batch's callback deliveries (one once it completes, with a callback), in the
+    shape of GET /v1/task/{id}/callbacks."""
+    pool = request.app[POOL]
+    row = await _batch_or_404(pool, request)
+    rows = await store.batch_deliveries(pool, row["id"])
+    return ok({"batch": row["name"], "deliveries": [delivery_json(r) for r in rows]})
 
 
 @routes.get("/v1/batches/{name}/status")

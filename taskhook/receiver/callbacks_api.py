@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from taskhook import store, tasks
@@ -22,17 +24,17 @@ async def list_callbacks(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     task = await tasks.get_task(pool, principal(request), request.match_info["task_id"])
     rows = await store.task_deliveries(pool, task["id"])
-    deliveries = [
-        {
-            "delivery_id": r["id"],
-            "trigger": r["trigger"],
-            "state": _PUBLIC_STATE.get(r["state"], r["state"]),
-            "created_at": iso(r["created_at"]),
-            "attempts": r["attempts"],
-        }
-        for r in rows
-    ]
-    return ok({"task_id": task["id"], "deliveries": deliveries})
+    return ok({"task_id": task["id"], "deliveries": [delivery_json(r) for r in rows]})
+
+
+def delivery_json(r: Any) -> dict[str, Any]:
+    return {
+        "delivery_id": r["id"],
+        "trigger": r["trigger"],
+        "state": _PUBLIC_STATE.get(r["state"], r["state"]),
+        "created_at": iso(r["created_at"]),
+        "attempts": r["attempts"],
+    }
 
 
 @routes.post("/v1/task/{task_id}/callbacks/resend")

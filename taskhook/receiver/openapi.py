@@ -325,7 +325,9 @@ class Attempt(TypedDict):
 @with_config(_FORBID)
 class Delivery(TypedDict):
     delivery_id: int
-    trigger: Literal["completed", "error", "audit", "fixed", "recalled", "resend"]
+    trigger: Literal[
+        "completed", "error", "audit", "fixed", "recalled", "resend", "batch_completed"
+    ]
     state: Literal["pending", "sending", "succeeded", "failed"]
     created_at: Timestamp
     attempts: list[Attempt]
@@ -336,6 +338,14 @@ class CallbackList(TypedDict):
     """A task's callback deliveries, oldest first, with every attempt."""
 
     task_id: str
+    deliveries: list[Delivery]
+
+
+@with_config(_FORBID)
+class BatchCallbackList(TypedDict):
+    """A batch's callback deliveries: one once it completes, if it has a callback."""
+
+    batch: str
     deliveries: list[Delivery]
 
 
@@ -425,6 +435,7 @@ _MODELS: tuple[tuple[str, JsonSchemaMode, Any], ...] = (
             ("Account", Account),
             ("RotatedSecret", RotatedSecret),
             ("CallbackList", CallbackList),
+            ("BatchCallbackList", BatchCallbackList),
             ("Resent", Resent),
             ("IngestReply", IngestReply),
             ("Health", Health),
@@ -1029,6 +1040,19 @@ def _batch_paths() -> dict[str, Any]:
         "/v1/batches/{name}": {
             "parameters": [BATCH_NAME],
             "get": _operation("get_batch", "batches", "Get a batch", batch, (404,)),
+        },
+        "/v1/batches/{name}/callbacks": {
+            "parameters": [BATCH_NAME],
+            "get": _operation(
+                "list_batch_callbacks",
+                "batches",
+                "A batch's callback deliveries and their attempts",
+                _ok(_ref("BatchCallbackList")),
+                (404,),
+                description="When a batch with a `callback` completes, one delivery sends "
+                "the batch as GET /v1/batches/{name} returns it, signed and retried as "
+                "task callbacks are.",
+            ),
         },
         "/v1/batches/{name}/status": {
             "parameters": [BATCH_NAME],

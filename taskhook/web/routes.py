@@ -267,7 +267,10 @@ async def _detail(
             title="Task not found",
             message="There is no task with that ID in this account and world.",
         )
-    deliveries = await store.task_deliveries(pool, row["id"])
+    deliveries = [
+        *await store.task_deliveries(pool, row["id"]),
+        *await _batch_deliveries(pool, who, row["batch"]),
+    ]
     task = task_json(row)
     attachment = await _attachment(pool, who, row["params"].get("attachment"))
     return page(
@@ -289,6 +292,14 @@ async def _detail(
         else json.dumps(row["response"], indent=2, ensure_ascii=False),
         comment=comment,
     )
+
+
+async def _batch_deliveries(pool: Any, who: Principal, batch: str | None) -> list[Any]:
+    """The callback of the task's batch, shown in the task's timeline after its own."""
+    if batch is None:
+        return []
+    found = await store.get_batch(pool, who, batch)
+    return list(await store.batch_deliveries(pool, found["id"])) if found else []
 
 
 async def _attachment(pool: Any, who: Principal, url: Any) -> dict[str, Any] | None:

@@ -461,3 +461,29 @@ async def test_an_uploaded_attachment_is_previewed(
     assert "image/png, 12 bytes" in page.text
     other = await client.get(f"/tasks/{elsewhere['task_id']}")
     assert 'id="attachment"' not in other.text
+
+
+async def test_the_batch_callback_shows_in_its_tasks_timeline(
+    web_client: Client,
+    account: NewAccount,
+    test_api: Api,
+    sink: Any,
+    run_dispatcher: Any,
+    pool: asyncpg.Pool,
+) -> None:
+    """A test-key task completes at once, so its batch does: the batch's callback is
+    sent and shows on the task's page after the task's own."""
+    receiver, url = sink
+    await test_api.project()
+    status, _ = await test_api.call(
+        "POST", "/v1/batches", json={"project": "proj", "name": "b1", "callback": f"{url}/ok/b"}
+    )
+    assert status == 200
+    task = await test_api.task(batch="b1", callback_url=f"{url}/ok/t")
+    await run_dispatcher()
+    await receiver.wait_for(lambda: len(receiver.to("/ok/b")) == 1)
+    client = await signed_in(web_client, account.test_key)
+    page = await client.get(f"/tasks/{task['task_id']}")
+    assert page.text.index("<strong>Completed</strong> callback") < page.text.index(
+        "<strong>Batch completed</strong> callback"
+    )
