@@ -1085,3 +1085,44 @@ FROM deliveries d LEFT JOIN delivery_attempts a ON a.delivery_id = d.id
 WHERE d.batch_id = $1
 GROUP BY d.id
 ORDER BY d.id;
+
+-- ===== v2 datasets (a dataset is the projects that name it: projects.dataset_id) =====
+
+-- name: v2_datasets
+SELECT DISTINCT dataset_id FROM projects
+WHERE account_id = $1 AND is_test = $2 AND dataset_id IS NOT NULL
+ORDER BY dataset_id;
+
+-- name: v2_dataset_deliveries
+-- The deliveries of the dataset's projects: dataset $3 (NULL: every dataset), delivery $4,
+-- delivered bounds ($5, $6; exclusive); newest first.
+SELECT d.id, d.name, d.delivered_at, p.dataset_id,
+       (SELECT count(*) FROM v2_delivery_tasks x WHERE x.delivery_id = d.id) AS task_count
+FROM v2_deliveries d JOIN projects p ON p.id = d.project_id
+WHERE d.account_id = $1 AND d.is_test = $2 AND p.dataset_id IS NOT NULL
+  AND ($3::text IS NULL OR p.dataset_id = $3)
+  AND ($4::text IS NULL OR d.id = $4)
+  AND ($5::timestamptz IS NULL OR d.delivered_at > $5)
+  AND ($6::timestamptz IS NULL OR d.delivered_at < $6)
+ORDER BY d.delivered_at DESC, d.id DESC;
+
+-- name: v2_dataset_tasks
+-- Delivered tasks of datasets, one row per task and delivery: dataset $3, delivery $4,
+-- delivered bounds ($5, $6), task $7 (each NULL: any); keyset paging newest first after
+-- ($8, $9) = (delivered_at, task id "|" delivery id), at most $10 rows.
+SELECT x.task_id, x.response, x.delivered_at, x.task_id || '|' || d.id AS page_key,
+       d.id AS delivery_id, d.name AS delivery_name, d.delivered_at AS delivery_delivered_at,
+       p.dataset_id,
+       (SELECT count(*) FROM v2_delivery_tasks y WHERE y.delivery_id = d.id) AS task_count
+FROM v2_delivery_tasks x
+JOIN v2_deliveries d ON d.id = x.delivery_id
+JOIN projects p ON p.id = d.project_id
+WHERE d.account_id = $1 AND d.is_test = $2 AND p.dataset_id IS NOT NULL
+  AND ($3::text IS NULL OR p.dataset_id = $3)
+  AND ($4::text IS NULL OR d.id = $4)
+  AND ($5::timestamptz IS NULL OR x.delivered_at > $5)
+  AND ($6::timestamptz IS NULL OR x.delivered_at < $6)
+  AND ($7::text IS NULL OR x.task_id = $7)
+  AND ($8::timestamptz IS NULL OR (x.delivered_at, x.task_id || '|' || d.id) < ($8, $9::text))
+ORDER BY x.delivered_at DESC, page_key DESC
+LIMIT $10;

@@ -86,6 +86,11 @@ V2_MODELS = (
     v2.GetDeliveredTasksResponse,
     v2.GetDeliveryTasksResponse,
     v2.GetSchemaResponse,
+    v2.DatasetTaskOut,
+    v2.GetDatasetsResponse,
+    v2.GetDatasetDeliveriesResponse,
+    v2.GetDatasetDeliveryResponse,
+    v2.GetDatasetTasksResponse,
 )
 
 REF = "#/components/schemas/{model}"
@@ -1648,6 +1653,67 @@ def _v2_paths() -> dict[str, Any]:
             ],
         ),
     }
+    dataset = q("dataset_id", "The dataset's id (a project's datasetId).")
+    delivered = times("delivered_after", "delivered_before")
+    paths.update(
+        {
+            "/v2/datasets": get(
+                "v2_get_datasets", "The datasets (ids the projects name)", "GetDatasetsResponse", []
+            ),
+            "/v2/datasets/deliveries": get(
+                "v2_get_dataset_deliveries",
+                "A dataset's deliveries (its projects'), newest first",
+                "GetDatasetDeliveriesResponse",
+                [dataset, *delivered, expand("dataset")],
+            ),
+            "/v2/datasets/delivery": get(
+                "v2_get_dataset_delivery",
+                "One dataset delivery and its tasks",
+                "GetDatasetDeliveryResponse",
+                [
+                    {**q("delivery_id", "The delivery's id."), "required": True},
+                    *paging,
+                    expand("dataset", "delivery"),
+                ],
+            ),
+            "/v2/datasets/tasks": get(
+                "v2_get_dataset_tasks",
+                "Delivered tasks of a dataset, one per task and delivery, newest first",
+                "GetDatasetTasksResponse",
+                [
+                    dataset,
+                    q("delivery_id", "Only the tasks of this delivery."),
+                    *delivered,
+                    *paging,
+                    expand("dataset", "delivery"),
+                ],
+            ),
+            "/v2/datasets/task": get(
+                "v2_get_dataset_task",
+                "A task as last delivered into a dataset",
+                "DatasetTaskOut",
+                [
+                    {**q("task_id", "The task's id."), "required": True},
+                    expand("dataset", "delivery"),
+                ],
+            ),
+        }
+    )
+    response_url = get(
+        "v2_get_dataset_task_response_url",
+        "Redirect (302) to a file that the task's delivered response names",
+        "DatasetTaskOut",
+        [],
+    )
+    response_url["get"]["responses"] = {
+        "302": {"description": "To the file's bytes (its attachment_url path)."},
+        **{k: v for k, v in response_url["get"]["responses"].items() if k != "200"},
+    }
+    response_url["parameters"] = [
+        _path("task_id", "The task's id."),
+        _path("attachment_id", "A file id (POST /v1/files/upload) the response names."),
+    ]
+    paths["/v2/datasets/task/{task_id}/response_url/{attachment_id}"] = response_url
     for action, text in (
         ("pause", "Pause an in-progress batch"),
         ("resume", "Resume a paused batch"),

@@ -515,6 +515,49 @@ class GetDeliveryTasksResponse(V2Model):
     next_token: NonEmptyToken | None = None
 
 
+class DatasetOut(V2Model):
+    id: str
+    name: str
+
+
+class DatasetDeliveryMetadata(V2Model):
+    task_count: int
+
+
+class DatasetDeliveryOut(V2Model):
+    id: str
+    name: str
+    delivered_at: IsoDateTime
+    dataset: str | DatasetOut
+    metadata: DatasetDeliveryMetadata
+
+
+class DatasetTaskOut(V2Model):
+    task_id: str
+    dataset: str | DatasetOut
+    delivery: str | DatasetDeliveryOut
+    response: dict[str, Any]
+
+
+class GetDatasetsResponse(V2Model):
+    datasets: list[DatasetOut]
+
+
+class GetDatasetDeliveriesResponse(V2Model):
+    deliveries: list[DatasetDeliveryOut]
+
+
+class GetDatasetDeliveryResponse(V2Model):
+    delivery: str | DatasetDeliveryOut | None = None
+    tasks: list[DatasetTaskOut]
+    next_token: NonEmptyToken | None = None
+
+
+class GetDatasetTasksResponse(V2Model):
+    tasks: list[DatasetTaskOut]
+    next_token: NonEmptyToken | None = None
+
+
 class BatchActionResponse(V2Model):
     """Pause, resume and cancel: `{batch, message}`."""
 

@@ -24,6 +24,10 @@ from taskhook.logs import get_logger
 from taskhook.serialize import iso
 from taskhook.v2.models import (
     BatchOut,
+    DatasetDeliveryMetadata,
+    DatasetDeliveryOut,
+    DatasetOut,
+    DatasetTaskOut,
     DeliveredTaskDoc,
     DeliveryOut,
     ErrorDetail,
@@ -106,6 +110,39 @@ def delivered_doc(row: Mapping[str, Any], schema_id: str | None) -> DeliveredTas
         delivered_at=iso(row["delivered_at"]),
         response_schema_id=schema_id if row["delivery_id"] is not None else None,
         response=response if isinstance(response, dict) else None,
+    )
+
+
+def dataset_out(dataset_id: str) -> DatasetOut:
+    """taskhook keeps no other name for a dataset than the id its projects give it."""
+    return DatasetOut(id=dataset_id, name=dataset_id)
+
+
+def dataset_delivery_out(
+    row: Mapping[str, Any], expand_dataset: bool = False, prefix: str = ""
+) -> DatasetDeliveryOut:
+    """A row of v2_dataset_deliveries (prefix ""), or the delivery part of a row of
+    v2_dataset_tasks (prefix "delivery_")."""
+    return DatasetDeliveryOut(
+        id=row[f"{prefix}id"] if prefix else row["id"],
+        name=row[f"{prefix}name"],
+        delivered_at=_time(row[f"{prefix}delivered_at"]),
+        dataset=dataset_out(row["dataset_id"]) if expand_dataset else row["dataset_id"],
+        metadata=DatasetDeliveryMetadata(task_count=int(row["task_count"])),
+    )
+
+
+def dataset_task_out(row: Mapping[str, Any], expand: Iterable[str] = ()) -> DatasetTaskOut:
+    """A row of v2_dataset_tasks; `expand` may name dataset and delivery."""
+    expand = frozenset(expand)
+    dataset = "dataset" in expand
+    return DatasetTaskOut(
+        task_id=row["task_id"],
+        dataset=dataset_out(row["dataset_id"]) if dataset else row["dataset_id"],
+        delivery=dataset_delivery_out(row, dataset, "delivery_")
+        if "delivery" in expand
+        else row["delivery_id"],
+        response=row["response"] or {},
     )
 
 

@@ -260,3 +260,58 @@ async def count_delivered_responses(conn: Conn, p: Principal, f: DeliveredFilter
             conn, "fetchval", queries["v2_count_delivered_responses"], *_who(p), *f.args()
         )
     )
+
+
+# --- datasets -------------------------------------------------------------------------
+
+
+async def list_datasets(conn: Conn, p: Principal) -> list[str]:
+    return [r["dataset_id"] for r in await conn.fetch(queries["v2_datasets"], *_who(p))]
+
+
+async def dataset_deliveries(
+    conn: Conn,
+    p: Principal,
+    *,
+    dataset_id: str | None = None,
+    delivery_id: str | None = None,
+    delivered_after: datetime | None = None,
+    delivered_before: datetime | None = None,
+) -> list[Row]:
+    return await run_filtered(
+        conn,
+        "fetch",
+        queries["v2_dataset_deliveries"],
+        *_who(p),
+        dataset_id,
+        delivery_id,
+        delivered_after,
+        delivered_before,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetTaskFilters:
+    dataset_id: str | None = None
+    delivery_id: str | None = None
+    delivered_after: datetime | None = None
+    delivered_before: datetime | None = None
+    task_id: str | None = None
+
+
+async def dataset_tasks(
+    conn: Conn, p: Principal, f: DatasetTaskFilters, after: Cursor, limit: int
+) -> list[Row]:
+    return await run_filtered(
+        conn,
+        "fetch",
+        queries["v2_dataset_tasks"],
+        *_who(p),
+        f.dataset_id,
+        f.delivery_id,
+        f.delivered_after,
+        f.delivered_before,
+        f.task_id,
+        *_after(after),
+        limit,
+    )

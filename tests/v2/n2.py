@@ -42,6 +42,11 @@ REPLY_MODELS: dict[tuple[str, str], Any] = {
     ("GET", "/v2/deliveries"): sdk.GetDeliveriesResponse,
     ("GET", "/v2/delivery"): sdk.GetDeliveredTasksResponse,
     ("GET", "/v2/delivery/tasks"): sdk.GetDeliveryTasksResponse,
+    ("GET", "/v2/datasets"): sdk.GetDatasetsResponse,
+    ("GET", "/v2/datasets/deliveries"): sdk.GetDatasetDeliveriesResponse,
+    ("GET", "/v2/datasets/delivery"): sdk.GetDatasetDeliveryResponse,
+    ("GET", "/v2/datasets/tasks"): sdk.GetDatasetTasksResponse,
+    ("GET", "/v2/datasets/task"): sdk.DatasetTask,
 }
 
 
