@@ -128,6 +128,16 @@ async def test_response_url_redirects_to_a_named_file(
     assert uploaded["attachment_url"].endswith(location)
     async with http.get(base_url + location) as resp:
         assert await resp.read() == b"label file"
+    # The SDK's call follows the redirect to the file (its 302 has no body model).
+    sdk_reply = await run(
+        v2.get_dataset_task_response_url_with_http_info,
+        task_id=task_id,
+        attachment_id=uploaded["id"],
+    )
+    assert sdk_reply.status_code == 200 and sdk_reply.raw_data == b"label file"
+    await run(v2.get_dataset_task_response_url, task_id=task_id, attachment_id=uploaded["id"])
+    with pytest.raises(NotFoundException):
+        await run(v2.get_dataset_task_response_url, task_id=task_id, attachment_id="0" * 24)
     other = world["tasks"][0]  # its response names no file
     async with http.get(
         f"{base_url}/v2/datasets/task/{other}/response_url/{uploaded['id']}", headers=auth
