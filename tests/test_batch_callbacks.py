@@ -25,6 +25,18 @@ async def complete(ingest: Ingest, task_id: str) -> None:
     assert result["status"] == "applied", result
 
 
+async def succeeded(live: Api, batch: str) -> dict[str, Any]:
+    """The batch's one callback delivery, once it has succeeded."""
+    async with asyncio.timeout(10):
+        while True:
+            status, listed = await live.call("GET", f"/v1/batches/{batch}/callbacks")
+            assert status == 200, listed
+            [delivery] = listed["deliveries"]
+            if delivery["state"] == "succeeded":
+                return dict(delivery)
+            await asyncio.sleep(0.05)
+
+
 async def make_batch(live: Api, url: str, name: str = "b1", n: int = 2) -> list[str]:
     """A batch with a callback to the sink's /ok/batch/<name> and n pending tasks, which
     call back to /ok/task."""
@@ -66,13 +78,7 @@ async def test_sent_once_when_the_batch_completes(
     assert got.json == batch
     Webhook(account.signing_secret).verify(got.body, got.headers)  # raises if not signed
     assert got.headers["scale-callback-auth"] == account.callback_auth_key
-    async with asyncio.timeout(10):
-        while True:
-            status, listed = await live.call("GET", "/v1/batches/b1/callbacks")
-            [delivery] = listed["deliveries"]
-            if delivery["state"] == "succeeded":
-                break
-            await asyncio.sleep(0.05)
+    delivery = await succeeded(live, "b1")
     assert delivery["trigger"] == "batch_completed"
     assert [a["status_code"] for a in delivery["attempts"]] == [200]
     # The tasks' own callbacks are untouched by it: each still says succeeded.
@@ -103,13 +109,7 @@ async def test_a_failing_batch_callback_is_retried(
     await run_dispatcher()
     await complete(ingest, task["task_id"])
     await receiver.wait_for(lambda: len(receiver.to("/flaky/2/b2")) >= 3)
-    async with asyncio.timeout(10):
-        while True:
-            _, listed = await live.call("GET", "/v1/batches/b2/callbacks")
-            [delivery] = listed["deliveries"]
-            if delivery["state"] == "succeeded":
-                break
-            await asyncio.sleep(0.05)
+    delivery = await succeeded(live, "b2")
     assert [a["status_code"] for a in delivery["attempts"]] == [500, 500, 200]
 
 
