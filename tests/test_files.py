@@ -197,3 +197,38 @@ async def test_bad_uploads_are_400(
     async with http.post(f"{base_url}/v1/files/upload", data=form, headers=auth) as r:
         assert r.status == 400 and "metadata" in (await r.json())["error"]
     assert stored(settings) == []
+
+
+@pytest.mark.settings(max_in_flight_body_bytes=1024)
+async def test_an_upload_is_not_shed_by_its_bytes(
+    live: Api, base_url: str, http: aiohttp.ClientSession
+) -> None:
+    """Uploads stream to disk, so TASKHOOK_MAX_IN_FLIGHT_BODY_BYTES does not count them: a
+    5 KB upload beside another request in flight is taken, where a 5 KB JSON body is shed."""
+    auth = {"Authorization": f"Bearer {live.key}"}
+    release = asyncio.Event()
+
+    async def slow_body() -> Any:
+        yield b'{"name": "slow", "type": "categorization"}'[:10]
+        await release.wait()
+        yield b'{"name": "slow", "type": "categorization"}'[10:]
+
+    async def slow_request() -> int:
+        async with http.post(
+            f"{base_url}/v1/projects", data=slow_body(), headers={**auth, "Content-Length": "42"}
+        ) as resp:
+            return resp.status
+
+    in_flight = asyncio.create_task(slow_request())
+    await asyncio.sleep(0.2)  # the slow request is in flight, its body half sent
+    try:
+        form = aiohttp.FormData()
+        form.add_field("file", b"x" * 5000, filename="five.bin")
+        async with http.post(f"{base_url}/v1/files/upload", data=form, headers=auth) as resp:
+            assert resp.status == 200, await resp.text()
+        big_json = {"name": "p" * 5000, "type": "categorization"}
+        async with http.post(f"{base_url}/v1/projects", json=big_json, headers=auth) as resp:
+            assert resp.status == 503
+    finally:
+        release.set()
+    assert await in_flight == 200

@@ -6,7 +6,8 @@ requests in flight, and the declared body bytes of requests in flight. A request
 either limit is answered `503 {"status_code": 503, "error": ...}` with `Retry-After`. The
 event-ingest queue of the group committer has its own bound; when it is full the
 committer raises `Overloaded`, which this middleware answers the same way. Health
-endpoints (/healthz, /readyz, /metrics) are never shed and do not count.
+endpoints (/healthz, /readyz, /metrics) are never shed and do not count. A file upload
+counts as a request but not by its bytes: it streams to disk, never held in memory.
 
 Every shed request is counted in `taskhook_requests_shed_total{reason}`.
 """
@@ -27,6 +28,7 @@ Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 RETRY_AFTER_SECONDS = 1
 
 _NEVER_SHED = ("/healthz", "/readyz", "/metrics")
+_STREAMED_TO_DISK = ("/v1/files/upload",)
 
 
 class Overloaded(ApiError):
@@ -61,6 +63,8 @@ def shed_overload(max_in_flight: int, max_body_bytes: int) -> Middleware:
         # Declared, not yet read: a body over the app's size limit is refused (413) while
         # it is read, so a huge declared length is not taken at its word.
         size = min(request.content_length or 0, byte_limit)
+        if request.path.startswith(_STREAMED_TO_DISK):
+            size = 0
         if in_flight >= limit:
             return shed_response(
                 Overloaded(
