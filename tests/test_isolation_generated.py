@@ -66,6 +66,8 @@ ACCOUNT_LESS = {
     ("GET", "/readyz"): "readiness: no key, no account data",
     ("GET", "/metrics"): "Prometheus counters: no key, no per-account labels",
     ("GET", "/openapi.json"): "the API description: no key, no account data",
+    ("GET", "/files/{file_id}/{token}"): "a file's bytes behind its attachment_url: the "
+    "unguessable token in the URL is the credential (as Scale's attachment URLs), no key",
 }
 
 # The operations on the caller's own account (default callback URL, signing secret) are
@@ -86,7 +88,14 @@ NAMED: dict[str, str] = {
     "delivery_name": "delivery_name",
     "annotation_id": "annotation_id",
     "schema_id": "schema_id",
+    "file_id": "file_id",
+    "attachment_id": "file_id",  # a file that a delivered response names
+    "dataset_id": "dataset_id",
+    "email": "teammate_email",
+    "group": "group_name",
 }
+# Kinds that belong to the account, not to a world (the team): A's test key may see them.
+ACCOUNT_WIDE = ("teammate_email",)
 # A bare `name` names what its path is about: /v1/batches/{name}, POST /v1/projects {name}.
 NAME_BY_RESOURCE = (("batch", "batch_name"), ("project", "project_name"))
 # Body fields that name the object a request makes: when it is the caller's own new object
@@ -135,6 +144,8 @@ class World:
         """With twins, the intruder has objects of A's names: the names are its own too."""
         shared = [*TWIN_KINDS] if twins else []
         shared.append("schema_id")  # schemas are server-wide content
+        if intruder_is_a:
+            shared.extend(ACCOUNT_WIDE)
         found = {v for kind, vs in self.values.items() if kind not in shared for v in vs}
         found |= set(self.markers)
         # A's secrets reach no one through the API (rotate shows a new secret, once)
@@ -222,6 +233,29 @@ async def _own_world(http: Http, key: str, prefix: str) -> None:
     )
 
 
+async def _upload(http: Http, key: str, content: str) -> Any:
+    """A file of A's live world (its bytes a marker), as upload_file makes it."""
+    form = aiohttp.FormData()
+    form.add_field("file", content.encode(), filename="a.txt")
+    headers = {"Authorization": f"Bearer {key}"}
+    async with http.session.post(http.base + "/v1/files/upload", data=form, headers=headers) as r:
+        assert r.status == 200, await r.text()
+        return await r.json()
+
+
+async def _studio(http: Http, key: str, tag: str, project: str, batch: str) -> tuple[str, str]:
+    """A teammate of A's (account-wide), assigned to A's project, in a group that A's batch
+    is given to."""
+    mate, group = f"a-mate-{tag}@example.com", f"a-group-{tag}"
+    await http.ok(key, "POST", "/v1/teams/invite", {"emails": [mate], "team_role": "labeler"})
+    assign = {"emails": [mate], "projects": [project]}
+    await http.ok(key, "POST", "/v1/studio/assignments/add", assign)
+    groups = f"/v1/studio/projects/{quote(project, safe='')}/groups"
+    await http.ok(key, "POST", groups, {"name": group, "emails": [mate]})
+    await http.ok(key, "PUT", f"/v1/studio/batches/{quote(batch, safe='')}", {"groups": [group]})
+    return mate, group
+
+
 async def build_world(http: Http, make_account: MakeAccount) -> World:
     """A's live project (rapid: its batch is staging) with params, a batch with metadata,
     tasks pending (with unique_id and tags), started, completed (a queued callback), canceled
@@ -230,17 +264,21 @@ async def build_world(http: Http, make_account: MakeAccount) -> World:
     the project params and the annotation carry marker strings."""
     tag = secrets.token_hex(4)
     a, b, c = [await make_account(f"{who}-{tag}") for who in ("owner-a", "intruder-b", "twin-c")]
-    mark = {k: f"MARK-{k}-{tag}" for k in ("meta", "resp", "batch", "params", "ann", "chat")}
+    kinds = ("meta", "resp", "batch", "params", "ann", "chat", "file", "quality")
+    mark = {k: f"MARK-{k}-{tag}" for k in kinds}
     project, batch, uid = f"a-proj-{tag}", f"a-batch-{tag}", f"a-uid-{tag}"
     delivery, callback = f"a-delivery-{tag}", f"{SINK}-{tag}"
     key = a.live_key
+    dataset = f"a-dataset-{tag}"
     project_body = {
         "name": project,
         "type": "categorization",
         "rapid": True,
         "params": {"marker": mark["params"]},
+        "datasetId": dataset,
     }
     await http.ok(key, "POST", "/v1/projects", project_body)
+    uploaded = await _upload(http, key, mark["file"])
     batch_body = {"project": project, "name": batch, "metadata": {"marker": mark["batch"]}}
     await http.ok(key, "POST", "/v1/batches", batch_body)
 
@@ -273,7 +311,11 @@ async def build_world(http: Http, make_account: MakeAccount) -> World:
     threads = [{"turns": [{"messages": [message], "annotations": [annotation]}]}]
     await asyncio.gather(
         http.event(started, "task.started"),
-        http.event(completed, "task.completed", response={"category": "x", "m": mark["resp"]}),
+        http.event(
+            completed,
+            "task.completed",
+            response={"category": "x", "m": mark["resp"], "file": uploaded["id"]},
+        ),
         http.event(chat_id, "task.completed", threads=threads),
         http.event(errored, "task.errored", error="bad attachment"),
         http.ok(key, "POST", f"/v1/task/{canceled}/cancel"),
@@ -295,6 +337,23 @@ async def build_world(http: Http, make_account: MakeAccount) -> World:
         _own_world(http, a.test_key, f"t-{tag}"),
     )
     [delivery_id] = [d["id"] for d in deliveries["deliveries"]]
+    mate, group = await _studio(http, key, tag, project, batch)
+    quality = [
+        (
+            await http.ok(
+                key,
+                "POST",
+                f"/v1/{kind}_tasks/imageannotation",
+                {
+                    "project": project,
+                    "attachment": "a",
+                    "geometries": {"box": {"objects_to_annotate": ["x"]}},
+                    "expected_response": {"m": mark["quality"]},
+                },
+            )
+        )["id"]
+        for kind in ("evaluation", "training")
+    ]
     annotation_id = chat_task["threads"][0]["turns"][0]["annotations"][0]["id"]
     schema_ids = sorted({d["response_schema_id"] for d in delivered["docs"]} - {None})
     callback_ids = {d["delivery_id"] for d in callbacks["deliveries"]}
@@ -315,8 +374,13 @@ async def build_world(http: Http, make_account: MakeAccount) -> World:
             "delivery_name": [delivery],
             "annotation_id": [annotation_id],
             "schema_id": schema_ids,
+            "file_id": [uploaded["id"]],
+            "dataset_id": [dataset],
+            "teammate_email": [mate],
+            "group_name": [group],
+            "quality_task_id": quality,
         },
-        markers=[*mark.values(), callback],
+        markers=[*mark.values(), callback, uploaded["attachment_url"].rsplit("/", 1)[1]],
         callback_ids=callback_ids,
         owner_only=[a.account_id, a.name],
     )

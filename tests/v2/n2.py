@@ -66,8 +66,8 @@ def _walk(value: Any, where: str, parent_key: str | None, found: list[str]) -> N
         return
     _check_object(value, where, parent_key, found)
     for key, item in value.items():
-        if key == "response" and "delivery_id" in value:
-            continue  # a delivered response is a free object (its stored form)
+        if key == "response" and ("delivery_id" in value or "dataset" in value):
+            continue  # a delivered response (also a DatasetTask's) is a free object
         if key in ("value", "metadata", "last_code_run_event"):
             continue  # values and metadata are the customer's or the workforce's own data
         _walk(item, f"{where}.{key}", key, found)

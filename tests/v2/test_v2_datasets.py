@@ -82,7 +82,8 @@ async def test_datasets_and_their_deliveries(v2: V2Api, world: dict[str, Any]) -
     assert [d.name for d in after.deliveries] == ["d1"]
     expanded = await run(v2.get_dataset_deliveries, expand=["dataset"])
     assert expanded.deliveries[0].dataset.actual_instance.name == "ds1"
-    assert (await run(v2.get_dataset_deliveries, dataset_id="nope")).deliveries == []
+    await raises(NotFoundException, v2.get_dataset_deliveries, dataset_id="nope")
+    await raises(NotFoundException, v2.get_dataset_tasks, dataset_id="nope")
 
 
 async def test_dataset_delivery_and_tasks_page(v2: V2Api, world: dict[str, Any]) -> None:

@@ -91,7 +91,10 @@ UNKNOWN = [
     ("GET", "/v2/delivery/tasks", {"project_id": "nope"}),
     ("GET", "/v2/annotation", {"annotation_id": "nope"}),
     ("GET", "/v2/schema", {"schema_id": "0" * 24}),
-    ("GET", "/v2/datasets", {}),
+    ("GET", "/v2/datasets/deliveries", {"dataset_id": "nope"}),
+    ("GET", "/v2/datasets/delivery", {"delivery_id": "nope"}),
+    ("GET", "/v2/datasets/tasks", {"dataset_id": "nope"}),
+    ("GET", "/v2/datasets/task", {"task_id": "nope"}),
 ]
 
 
@@ -99,8 +102,7 @@ UNKNOWN = [
 async def test_unknown_id_is_404(
     live: Api, project: dict[str, Any], method: str, path: str, query: dict[str, str]
 ) -> None:
-    """An unknown id or name is a 404 (and so is an endpoint taskhook does not serve, such as
-    the datasets family)."""
+    """An unknown id or name is a 404."""
     status, body = await live.call(method, path, params=query)
     assert_error(status, body, 404)
 

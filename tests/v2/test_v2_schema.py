@@ -161,7 +161,16 @@ def test_n2_attachment_extras_are_never_emitted() -> None:
 # --- the serializers over a grid of rows --------------------------------------------------
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-SERIALIZERS = {"project_out", "batch_out", "task_out", "delivery_out", "delivered_doc"}
+SERIALIZERS = {
+    "project_out",
+    "batch_out",
+    "task_out",
+    "delivery_out",
+    "delivered_doc",
+    "dataset_out",
+    "dataset_delivery_out",
+    "dataset_task_out",
+}
 
 RESPONSES: dict[str, tuple[str, Any]] = {
     "pending": ("pending", None),
@@ -343,3 +352,45 @@ def test_n2_checker_catches_what_it_should() -> None:
         assert expected in found, expected
     assert problems({"annotations": [{"id": "a", "key": "k", "type": "<string>"}]})
     assert reply_problems("GET", "/v2/task", 400, {"status_code": 400}) != []
+
+
+def dataset_task_row(response: Any) -> dict[str, Any]:
+    """A row of v2_dataset_tasks (with the delivery's columns)."""
+    return {
+        "task_id": "t" * 24,
+        "response": response,
+        "delivered_at": NOW,
+        "delivery_id": "d" * 24,
+        "delivery_name": "D",
+        "delivery_delivered_at": NOW,
+        "dataset_id": "ds",
+        "task_count": 2,
+    }
+
+
+@pytest.mark.parametrize("expand", [(), ("dataset",), ("delivery",), ("dataset", "delivery")])
+@pytest.mark.parametrize("response", [{"category": "x"}, {"threads": rich_threads()}, None])
+def test_n2_dataset_serializers(expand: tuple[str, ...], response: Any) -> None:
+    """dataset_out, dataset_delivery_out and dataset_task_out, every expand, as the SDK
+    parses them; a task delivered without a response shows an empty object."""
+    row = dataset_task_row(response)
+    task = serialize.dataset_task_out(row, expand)
+    body = serialize.dump(ours.GetDatasetTasksResponse(tasks=[task], next_token="tok"))
+    assert reply_problems("GET", "/v2/datasets/tasks", 200, body) == []
+    one = serialize.dump(task)
+    assert reply_problems("GET", "/v2/datasets/task", 200, one) == []
+    assert one["response"] == (response or {})
+    assert isinstance(one["delivery"], dict) == ("delivery" in expand)
+    delivery_row = {
+        "id": "d" * 24,
+        "name": "D",
+        "delivered_at": NOW,
+        "dataset_id": "ds",
+        "task_count": 2,
+    }
+    delivery = serialize.dataset_delivery_out(delivery_row, "dataset" in expand)
+    listed = serialize.dump(ours.GetDatasetDeliveriesResponse(deliveries=[delivery]))
+    assert reply_problems("GET", "/v2/datasets/deliveries", 200, listed) == []
+    assert listed["deliveries"][0]["metadata"] == {"task_count": 2}
+    datasets = serialize.dump(ours.GetDatasetsResponse(datasets=[serialize.dataset_out("ds")]))
+    assert reply_problems("GET", "/v2/datasets", 200, datasets) == []

@@ -42,6 +42,16 @@ async def get_datasets(request: web.Request) -> web.Response:
     return reply(GetDatasetsResponse(datasets=[dataset_out(i) for i in ids]))
 
 
+async def _dataset(request: web.Request) -> str | None:
+    """The `dataset_id` asked for, if any; an unknown one is a 404, as an unknown project is."""
+    dataset_id = params.one(request.query, "dataset_id")
+    if dataset_id is not None:
+        known = await v2store.list_datasets(request.app[POOL], principal(request))
+        if dataset_id not in known:
+            raise NotFound(f"Dataset '{dataset_id}' not found.")
+    return dataset_id
+
+
 @routes.get("/v2/datasets/deliveries")
 async def get_dataset_deliveries(request: web.Request) -> web.Response:
     """The deliveries of one dataset (or of all), newest first."""
@@ -50,7 +60,7 @@ async def get_dataset_deliveries(request: web.Request) -> web.Response:
     rows = await v2store.dataset_deliveries(
         request.app[POOL],
         principal(request),
-        dataset_id=params.one(query, "dataset_id"),
+        dataset_id=await _dataset(request),
         delivered_after=params.time(query, "delivered_after"),
         delivered_before=params.time(query, "delivered_before"),
     )
@@ -85,7 +95,7 @@ async def get_dataset_tasks(request: web.Request) -> web.Response:
     query, pool, who = request.query, request.app[POOL], principal(request)
     expand = params.expand(query, TASK_EXPAND)
     filters = v2store.DatasetTaskFilters(
-        dataset_id=params.one(query, "dataset_id"),
+        dataset_id=await _dataset(request),
         delivery_id=params.one(query, "delivery_id"),
         delivered_after=params.time(query, "delivered_after"),
         delivered_before=params.time(query, "delivered_before"),
