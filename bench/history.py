@@ -96,7 +96,7 @@ class _Recorder:
     a savepoint per task) is kept, to be run for the whole chunk in one executemany."""
 
     def __init__(self, project: asyncpg.Record) -> None:
-        from taskhook.queries import queries
+        from taskhook.core.store.queries import queries
 
         self._project = project
         self._insert, self._get_project = queries["insert_task"], queries["get_project"]
@@ -127,8 +127,8 @@ class _Builder:
 
     def __init__(self, dsn: str, account_id: str, route: str, data_dir: str) -> None:
         # Imported here: no other bench module needs taskhook's code in its process.
-        from taskhook import accounts, secretbox
-        from taskhook.settings import load_settings
+        from taskhook.core import accounts, secretbox
+        from taskhook.core.settings import load_settings
 
         self.dsn, self.route = dsn, route
         self.settings = load_settings(
@@ -142,7 +142,7 @@ class _Builder:
         self.project: asyncpg.Record | None = None
 
     async def open(self, workers: int) -> list[asyncpg.Connection]:
-        from taskhook import db, secretbox, store
+        from taskhook.core import db, secretbox, store
 
         self.pool = await db.create_pool(self.dsn, min_size=workers, max_size=2 * workers)
         async with self.pool.acquire() as conn:
@@ -154,8 +154,8 @@ class _Builder:
         return [await db.connect(self.dsn, db.CLAIM_SETTINGS) for _ in range(workers)]
 
     async def create(self, first: int, last: int) -> list[str]:
-        from taskhook import tasks
-        from taskhook.queries import queries
+        from taskhook.core import tasks
+        from taskhook.core.store.queries import queries
 
         assert self.pool is not None and self.project is not None
         began = time.perf_counter()
@@ -175,7 +175,7 @@ class _Builder:
         return [r[0] for r in recorder.rows]
 
     async def complete(self, ids: list[str], first: int) -> None:
-        from taskhook import events, store
+        from taskhook.core import events, store
 
         assert self.pool is not None
         began = time.perf_counter()
@@ -188,12 +188,13 @@ class _Builder:
         self.state.stages["complete"].add(began, applied)
 
     async def deliver(self, claim_conn: asyncpg.Connection, want: int) -> int:
-        from taskhook import store
-        from taskhook.delivery import AttemptResult, Outcome
+        from taskhook.core import store
+        from taskhook.core.delivery import AttemptResult, Outcome
+        from taskhook.dispatcher.claims import claim_deliveries
 
         assert self.pool is not None
         began = time.perf_counter()
-        claimed = await store.claim_deliveries(claim_conn, self.box, want, CLAIM_LEASE_S, want)
+        claimed = await claim_deliveries(claim_conn, self.box, want, CLAIM_LEASE_S, want)
         result = AttemptResult(datetime.now(UTC), 1, Outcome(status_code=200), "")
         records = [store.AttemptRecord(d, "succeeded", None, result) for d in claimed]
         for k in range(0, len(records), OUTCOME_BATCH):

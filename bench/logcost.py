@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from taskhook.logs import configure_logging, get_logger
+from taskhook.core.logs import configure_logging, get_logger
 
 FIELDS = {
     "delivery_id": 123456,

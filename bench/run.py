@@ -30,7 +30,7 @@ from bench.scenarios import QUICK, Context, Plan
 from bench.scenarios.registry import DEFAULT_ORDER, SCENARIOS
 from bench.service import REPO, Postgres
 from bench.worldctl import World
-from taskhook.db import EMBEDDED_TUNING
+from taskhook.core.store.server import EMBEDDED_TUNING
 
 RESULTS = REPO / "bench" / "results"
 LOCK_WAIT = 20 * 60.0  # seconds a run waits for another one to finish

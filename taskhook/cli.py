@@ -16,23 +16,20 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from taskhook import __version__, db, gctune, ingest_secret, secretbox, store
-from taskhook.accounts import (
-    MAX_GRACE_SECONDS,
-    NewAccount,
-    create_account,
-    new_signing_secret,
-)
+from taskhook import __version__
+from taskhook.core import db, gctune, ingest_secret, secretbox, store
+from taskhook.core.accounts import MAX_GRACE_SECONDS, NewAccount, create_account, new_signing_secret
+from taskhook.core.errors import ApiError, ConfigError
+from taskhook.core.logs import configure_logging, get_logger
+from taskhook.core.secretbox import SecretKeyError
+from taskhook.core.serialize import iso
+from taskhook.core.settings import Settings, load_settings
+from taskhook.core.store import schema
+from taskhook.core.tasks import check_callback_url
 from taskhook.dispatcher import ops_server
 from taskhook.dispatcher.loop import Dispatcher
-from taskhook.errors import ApiError, ConfigError
-from taskhook.logs import configure_logging, get_logger
-from taskhook.queries import queries
 from taskhook.receiver.app import create_app
-from taskhook.secretbox import SecretKeyError
-from taskhook.serialize import iso
-from taskhook.settings import Settings, load_settings
-from taskhook.tasks import check_callback_url
+from taskhook.serve import create_serve_app
 from taskhook.v2 import deliveries as v2_deliveries
 
 log = get_logger("taskhook.cli")
@@ -125,7 +122,7 @@ async def _prepared(settings: Settings) -> tuple[str, bool]:
     pool = await _first_pool(dsn)
     try:
         async with pool.acquire() as conn:
-            await db.migrate(conn)
+            await schema.migrate(conn)
             await secretbox.bind(conn, secretbox.load_or_create(settings))
     finally:
         await pool.close()
@@ -251,7 +248,7 @@ async def _first_start(dsn: str, settings: Settings) -> None:
     pool = await db.create_pool(dsn, min_size=1, max_size=1)
     try:
         async with pool.acquire() as conn:
-            if await conn.fetchval(queries["count_accounts"]) == 0:
+            if await store.count_accounts(conn) == 0:
                 box = secretbox.load_or_create(settings)
                 account = await create_account(conn, DEV_ACCOUNT_NAME, box)
                 _print_account(account, "Development account (keys shown once)")
@@ -285,12 +282,8 @@ async def _serve(settings: Settings, args: Any) -> int:
     dsn, embedded = await _prepared(settings)
     if embedded:
         await _first_start(dsn, settings)
-    app = create_app(
-        settings,
-        dsn,
-        ingest_secret=_ingest_secret(settings),
-        with_dispatcher=args.command == "serve",
-    )
+    make_app = create_serve_app if args.command == "serve" else create_app
+    app = make_app(settings, dsn, ingest_secret=_ingest_secret(settings))
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)

@@ -20,12 +20,13 @@ import asyncpg
 import pytest
 import scaleapi
 
-from taskhook import db
-from taskhook.accounts import NewAccount, create_account
+from taskhook.core import db
+from taskhook.core.accounts import NewAccount, create_account
+from taskhook.core.secretbox import SecretBox
+from taskhook.core.settings import Settings
+from taskhook.core.store import schema
 from taskhook.dispatcher.loop import Dispatcher
 from taskhook.receiver.app import create_app
-from taskhook.secretbox import SecretBox
-from taskhook.settings import Settings
 from tests.sink import Sink
 
 
@@ -86,7 +87,7 @@ def template_db(server_dsn: str) -> Iterator[str]:
         await _admin(server_dsn, f'CREATE DATABASE "{name}"')
         conn = await asyncpg.connect(with_database(server_dsn, name))
         try:
-            await db.migrate(conn)
+            await schema.migrate(conn)
         finally:
             await conn.close()
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
 from tests.conftest import Api
 from tests.sink import Sink
 from tests.test_dispatcher import Start, _eq, task_field, until

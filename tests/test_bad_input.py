@@ -13,8 +13,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from taskhook.accounts import NewAccount
-from taskhook.settings import Settings
+from taskhook.core.accounts import NewAccount
+from taskhook.core.settings import Settings
 from tests.conftest import Api, snapshot
 
 TASK_BODY = {"project": "proj", "attachment": "a", "categories": ["x", "y"]}

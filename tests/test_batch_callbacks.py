@@ -12,7 +12,7 @@ import aiohttp
 import asyncpg
 from standardwebhooks.webhooks import Webhook
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
 from tests.conftest import Api
 from tests.sink import Sink
 from tests.test_ingest import Ingest, ev

@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
 from tests.conftest import Api
 from tests.sink import Received, Sink
 from tests.test_ingest import Ingest, ev

@@ -12,9 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from taskhook import store
-from taskhook.dispatcher.claims import ClaimConnection
-from taskhook.queries import queries
+from taskhook.core.store.queries import queries
+from taskhook.dispatcher.claims import ClaimConnection, claim_deliveries
 from tests.conftest import SECRET_BOX, Api
 
 BACKLOG = 5000
@@ -126,7 +125,7 @@ async def test_a_host_at_its_cap_costs_nothing(
     nodes = await _explain(claims, 100, 60, 200, ["stuck.example"], [200], 0)
     rows_read = sum(n["Actual Rows"] * n.get("Actual Loops", 1) for n in _host_scans(nodes))
     assert rows_read < 100, rows_read
-    claimed = await store.claim_deliveries(claims, SECRET_BOX, 100, 60, 200, {"stuck.example": 200})
+    claimed = await claim_deliveries(claims, SECRET_BOX, 100, 60, 200, {"stuck.example": 200})
     assert {d.host for d in claimed} == {"b.example", "127.0.0.1"}
     assert len(claimed) == 11
 
@@ -138,7 +137,7 @@ async def test_each_host_gets_at_most_its_room(
     await _seed(test_api, pool)
     await _backlog(test_api, pool, "a.example", 50)
     await _backlog(test_api, pool, "b.example", 50)
-    claimed = await store.claim_deliveries(claims, SECRET_BOX, 100, 60, 10, {"a.example": 7})
+    claimed = await claim_deliveries(claims, SECRET_BOX, 100, 60, 10, {"a.example": 7})
     hosts = [d.host for d in claimed]
     assert hosts.count("a.example") == 3
     assert hosts.count("b.example") == 10
@@ -153,9 +152,7 @@ async def test_a_host_not_listed_gets_the_room_left_by_the_unlisted_count(
     await _seed(test_api, pool)
     await _backlog(test_api, pool, "a.example", 50)
     await _backlog(test_api, pool, "b.example", 50)
-    claimed = await store.claim_deliveries(
-        claims, SECRET_BOX, 100, 60, 10, {"a.example": 7}, unlisted=4
-    )
+    claimed = await claim_deliveries(claims, SECRET_BOX, 100, 60, 10, {"a.example": 7}, unlisted=4)
     hosts = [d.host for d in claimed]
     assert hosts.count("a.example") == 3
     assert hosts.count("b.example") == 6
@@ -171,7 +168,7 @@ async def test_the_claim_reuses_one_generic_plan(
     await _seed(test_api, pool)
     await _backlog(test_api, pool, "a.example", 500)
     for _ in range(8):
-        await store.claim_deliveries(claims, SECRET_BOX, 10, 60, 200, {})
+        await claim_deliveries(claims, SECRET_BOX, 10, 60, 200, {})
     generic, custom = await claims.fetchrow(
         "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
         queries["claim_deliveries"],

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from taskhook import store
-from taskhook.delivery import Claimed
-from taskhook.dispatcher.claims import ClaimConnection
+from taskhook.core import store
+from taskhook.core.delivery import Claimed
+from taskhook.dispatcher.claims import ClaimConnection, claim_deliveries
 from tests.conftest import SECRET_BOX, Api
 
 ROUNDS, PER_ROUND = 20, 50
@@ -65,7 +65,7 @@ async def _claim(
     window: store.ClaimWindow | None,
     busy: dict[str, int] | None = None,
 ) -> list[Claimed]:
-    return await store.claim_deliveries(claims, SECRET_BOX, 500, 60, CAP, busy, 0, window)
+    return await claim_deliveries(claims, SECRET_BOX, 500, 60, CAP, busy, 0, window)
 
 
 async def _claim_reads(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from taskhook.delivery import Claimed
+from taskhook.core.delivery import Claimed
 from taskhook.dispatcher.claims import ClaimConnection, ClaimRun, reserve
 
 CAP = 6

@@ -18,8 +18,8 @@ import asyncpg
 import pytest
 import scaleapi
 
-from taskhook.accounts import authenticate
 from taskhook.cli import _parser
+from taskhook.core.accounts import authenticate
 from tests.test_deploy import subcommands
 
 TASKHOOK = str(Path(sys.executable).parent / "taskhook")

@@ -22,7 +22,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from taskhook import db
+from taskhook.core import db
 from tests.conftest import Api
 from tests.procs import (
     EventLoad,

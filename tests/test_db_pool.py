@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from taskhook.db import create_pool
+from taskhook.core.db import create_pool
 
 
 async def test_release_runs_no_reset_query(dsn: str) -> None:
@@ -54,7 +54,7 @@ async def test_a_start_waits_for_the_database_then_stops_with_a_message(
 async def test_filter_queries_plan_per_call_and_the_rest_may_reuse_plans(dsn: str) -> None:
     """Hot-path statements may reuse generic plans (plan_cache_mode auto); filter queries
     run with force_custom_plan (their generic plan cannot use the filter's index)."""
-    from taskhook.store import run_filtered
+    from taskhook.core.store import run_filtered
 
     pool = await create_pool(dsn, min_size=1, max_size=1)
     setting = "SELECT current_setting('plan_cache_mode')"

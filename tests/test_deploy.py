@@ -32,11 +32,11 @@ import pytest
 import yaml
 
 from taskhook.cli import _parser
+from taskhook.core.errors import ConfigError
+from taskhook.core.settings import Settings, load_settings
 from taskhook.dispatcher.loop import Dispatcher
 from taskhook.dispatcher.ops_server import create_ops_app
-from taskhook.errors import ConfigError
 from taskhook.receiver.app import create_app
-from taskhook.settings import Settings, load_settings
 from tests.conftest import INGEST_SECRET, SECRET_KEY
 
 ROOT = Path(__file__).resolve().parent.parent

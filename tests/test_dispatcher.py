@@ -14,9 +14,10 @@ import asyncpg
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from taskhook import store
-from taskhook.accounts import NewAccount
+from taskhook.core import store
+from taskhook.core.accounts import NewAccount
 from taskhook.dispatcher import loop
+from taskhook.dispatcher.claims import claim_deliveries
 from taskhook.dispatcher.loop import Dispatcher
 from tests.conftest import SECRET_BOX, Api, dispatcher_settings
 from tests.sink import Sink
@@ -110,7 +111,7 @@ async def test_default_schedule_exhausts_after_20_retries(
     run here 10,000 times faster, and then callback_succeeded is false."""
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/fail")
-    from taskhook.retry import DEFAULT_SCHEDULE
+    from taskhook.core.retry import DEFAULT_SCHEDULE
 
     await run_dispatcher(retry_schedule=DEFAULT_SCHEDULE, retry_time_scale=1e-4)
     await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), False), timeout=30)
@@ -375,12 +376,12 @@ async def test_writes_after_a_lost_lease_are_dropped(
     """A dispatcher whose lease was taken over cannot record its (stale) outcome."""
     from uuid import uuid4
 
-    from taskhook import store
-    from taskhook.delivery import AttemptResult, Outcome
+    from taskhook.core import store
+    from taskhook.core.delivery import AttemptResult, Outcome
 
     _, url = sink
     task_id = await completed_task(test_api, url + "/ok")
-    [claimed] = await store.claim_deliveries(pool, SECRET_BOX, 10, 60, 10)
+    [claimed] = await claim_deliveries(pool, SECRET_BOX, 10, 60, 10)
     stale = AttemptResult(claimed.created_at, 5, Outcome(status_code=200), "")
     from dataclasses import replace
 
@@ -461,7 +462,7 @@ async def test_a_finished_callback_costs_no_claim_when_nothing_was_held_back(
     """With free slots and no host at its cap, everything due is claimed at once; a
     callback that ends is no reason to claim again (an empty claim per callback cost
     PostgreSQL more than the callbacks did). New work arrives by NOTIFY."""
-    from taskhook import store
+    from taskhook.core import store
 
     claims = 0
     real = store.claim_deliveries
@@ -532,7 +533,7 @@ async def test_a_host_at_its_cap_has_two_more_caps_claimed_ahead_and_handed_back
 def _slow_claims(monkeypatch: Any) -> list[int]:
     """store.claim_deliveries made 50 ms slower (as under load), recording how many claims
     were in flight as each began."""
-    from taskhook import store
+    from taskhook.core import store
 
     real = store.claim_deliveries
     in_flight: list[int] = [0]
@@ -650,7 +651,7 @@ async def test_each_attempt_is_logged_with_its_delivery(
     import json
     import logging
 
-    from taskhook.logs import configure_logging
+    from taskhook.core.logs import configure_logging
 
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/ok/logged")

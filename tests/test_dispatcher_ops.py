@@ -23,9 +23,9 @@ import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from taskhook.core import ops
 from taskhook.dispatcher.loop import Dispatcher
 from taskhook.dispatcher.ops_server import create_ops_app, serving
-from taskhook.receiver import ops
 from tests.conftest import Api, dispatcher_settings
 from tests.sink import Sink
 from tests.test_dispatcher import completed_task
@@ -314,7 +314,7 @@ async def test_ops_server_listens_on_host_and_dispatcher_port(
 async def test_a_database_gone_between_the_start_and_the_loop_is_waited_for(dsn: str) -> None:
     """The start found the database, then it went away before the loop read its secrets
     key: the dispatcher waits for it (as its claims would) instead of exiting."""
-    from taskhook.db import create_pool
+    from taskhook.core.db import create_pool
 
     proxy = PgProxy(dsn)
     await proxy.start()

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from aiosmtpd.controller import Controller
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
 from taskhook.receiver.app import create_app
 from tests.conftest import INGEST_SECRET, Api, dispatcher_settings
 from tests.test_dispatcher import Start, _eq, task_field, until
@@ -132,8 +132,8 @@ async def test_unreachable_smtp_server_is_retried(
 
 def test_smtp_url_setting_is_validated() -> None:
     """A bad TASKHOOK_SMTP_URL stops the start with the expected form in the message."""
-    from taskhook.errors import ConfigError
-    from taskhook.settings import load_settings
+    from taskhook.core.errors import ConfigError
+    from taskhook.core.settings import load_settings
 
     with pytest.raises(ConfigError, match="SMTP_URL"):
         load_settings(smtp_url="mail.example.com")
@@ -141,7 +141,7 @@ def test_smtp_url_setting_is_validated() -> None:
 
 async def test_smtp_credentials_are_parsed() -> None:
     """smtp(s)://user:password@host:port: user, password, TLS and default ports."""
-    from taskhook.dispatcher.mailer import SmtpConfig
+    from taskhook.core.smtp import SmtpConfig
 
     cfg = SmtpConfig.from_url("smtps://u%40x:p%3Ass@mail.example.com", "f@x")
     assert (cfg.host, cfg.port, cfg.username, cfg.password, cfg.use_tls) == (

@@ -1,4 +1,4 @@
-"""The embedded PostgreSQL gets fewer, larger checkpoints (taskhook.db.EMBEDDED_TUNING),
+"""The embedded PostgreSQL gets fewer, larger checkpoints (store.server.EMBEDDED_TUNING),
 unless an operator chose their own values."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from taskhook.db import EMBEDDED_TUNING, start_embedded, tune_embedded
+from taskhook.core.db import start_embedded
+from taskhook.core.store.server import EMBEDDED_TUNING, tune_embedded
 from tests.procs import OwnPostgres
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from taskhook.queries import queries
+from taskhook.core.store.queries import queries
 from tests.conftest import Api
 
 KEPT = 3000  # deliveries already in the table, one in 30 unfinished (as under load)

@@ -17,8 +17,8 @@ from aiohttp import web
 from scaleapi.exceptions import ScaleDuplicateResource, ScaleException, ScaleInvalidRequest
 from scaleapi.tasks import TaskType
 
-from taskhook.accounts import NewAccount
-from taskhook.settings import Settings
+from taskhook.core.accounts import NewAccount
+from taskhook.core.settings import Settings
 from tests.conftest import Api
 
 Client = scaleapi.ScaleClient

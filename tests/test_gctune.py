@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from taskhook import gctune
+from taskhook.core import gctune
 
 
 def test_a_started_service_freezes_what_it_holds_and_collects_young_objects_rarely() -> None:

@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from taskhook import db, events
+from taskhook.core import db, events
 from taskhook.receiver.group_commit import GroupCommitter
 from tests.conftest import Api
 

@@ -23,9 +23,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from taskhook import db, events, store
-from taskhook.accounts import NewAccount
-from taskhook.delivery import AttemptResult, Outcome
+from taskhook.core import db, events, store
+from taskhook.core.accounts import NewAccount
+from taskhook.core.delivery import AttemptResult, Outcome
+from taskhook.dispatcher.claims import claim_deliveries
 from tests.conftest import SECRET_BOX
 
 # Finished tasks, each with a delivery, its body, an attempt and an event id. The same test
@@ -126,7 +127,7 @@ class HotPaths:
         got: list[Any] = []
 
         async def claim() -> None:
-            got.extend(await store.claim_deliveries(self.claims, SECRET_BOX, 200, 60, 200))
+            got.extend(await claim_deliveries(self.claims, SECRET_BOX, 200, 60, 200))
 
         async with self.claims.transaction():
             read = await _measured(self.claims, claim)

@@ -7,7 +7,7 @@ import json
 
 import asyncpg
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
 from tests.conftest import Api
 
 BODY = {"project": "proj", "attachment": "a", "categories": ["x", "y"]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from taskhook import ids
+from taskhook.core import ids
 
 
 def test_ids_have_the_asked_length_and_do_not_repeat() -> None:

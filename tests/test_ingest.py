@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
 from tests.conftest import INGEST_SECRET, Api
 
 CB = "https://hooks.example.com/scale"

@@ -12,7 +12,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
 from tests.conftest import Api, snapshot
 
 MakeAccount = Callable[[str], Awaitable[NewAccount]]

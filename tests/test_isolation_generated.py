@@ -48,7 +48,7 @@ import asyncpg
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
 from taskhook.receiver.openapi import build_document
 from tests.conftest import INGEST_SECRET
 

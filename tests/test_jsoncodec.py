@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taskhook import jsoncodec
-from taskhook.errors import BadRequest
-from taskhook.validation import MAX_NESTING, check_storable, decode_json
+from taskhook.core import jsoncodec
+from taskhook.core.errors import BadRequest
+from taskhook.core.validation import MAX_NESTING, check_storable, decode_json
 
 BIG = 2**70 + 1  # past 64 bits: orjson would parse it to a float
 

@@ -9,7 +9,7 @@ import json
 import asyncpg
 import pytest
 
-from taskhook import db
+from taskhook.core.store import schema
 from tests.conftest import Api
 
 
@@ -34,7 +34,7 @@ async def test_bodies_stored_in_deliveries_move_to_delivery_payloads(
     conn = await asyncpg.connect(dsn)
     try:
         for _ in range(2):
-            await db.migrate(conn)
+            await schema.migrate(conn)
             columns = await conn.fetchval(
                 "SELECT count(*) FROM information_schema.columns "
                 "WHERE table_name = 'deliveries' AND column_name = 'payload'"
@@ -65,7 +65,7 @@ async def test_a_start_against_the_current_schema_takes_no_table_lock(
     traffic = await _in_traffic(dsn, "deliveries", "tasks")
     conn = await asyncpg.connect(dsn)
     try:
-        await asyncio.wait_for(db.migrate(conn), 5)
+        await asyncio.wait_for(schema.migrate(conn), 5)
     finally:
         await conn.close()
         await traffic.close()
@@ -81,7 +81,7 @@ async def test_a_migration_deadlocked_with_running_statements_is_retried(
     await pool.execute("UPDATE schema_state SET digest = 'an earlier version'")
     traffic = await _in_traffic(dsn, "web_sessions")  # the script's last CREATE INDEX
     conn = await asyncpg.connect(dsn)
-    migrating = asyncio.create_task(db.migrate(conn))
+    migrating = asyncio.create_task(schema.migrate(conn))
     try:
         # The script holds api_keys (its first CREATE INDEX) and waits for web_sessions.
         async with asyncio.timeout(10):
@@ -100,4 +100,4 @@ async def test_a_migration_deadlocked_with_running_statements_is_retried(
         await conn.close()
         await traffic.close()
     digest = await pool.fetchval("SELECT digest FROM schema_state")
-    assert digest == hashlib.sha256(db.schema_path().read_bytes()).hexdigest()
+    assert digest == hashlib.sha256(schema.schema_path().read_bytes()).hexdigest()

@@ -44,10 +44,10 @@ from schemathesis.specs.openapi.checks import (
 )
 from standardwebhooks.webhooks import Webhook
 
+from taskhook.core.settings import Settings
+from taskhook.core.tasktypes import TASK_TYPES
 from taskhook.receiver.app import create_app
 from taskhook.receiver.openapi import build_document, is_api_route
-from taskhook.settings import Settings
-from taskhook.tasktypes import TASK_TYPES
 from tests.conftest import INGEST_SECRET, Api, snapshot
 from tests.test_bad_input import assert_error, raw_http
 

@@ -9,10 +9,10 @@ import aiohttp
 import asyncpg
 import pytest
 
-from taskhook import db
-from taskhook.logs import configure_logging, get_logger
+from taskhook.core import db
+from taskhook.core.logs import configure_logging, get_logger
+from taskhook.core.settings import Settings
 from taskhook.receiver.app import create_app
-from taskhook.settings import Settings
 from tests.conftest import INGEST_SECRET, Api
 
 

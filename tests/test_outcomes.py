@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from taskhook import store
-from taskhook.delivery import AttemptResult, Outcome
+from taskhook.core import store
+from taskhook.core.delivery import AttemptResult, Outcome
+from taskhook.dispatcher.claims import claim_deliveries
 from taskhook.dispatcher.outcomes import OutcomeWriter
 from tests.conftest import SECRET_BOX, Api
 
@@ -23,7 +24,7 @@ async def test_waiting_outcomes_are_written_in_one_statement(
     await test_api.project()
     for _ in range(6):
         await test_api.task(callback_url="http://127.0.0.1:9/cb")
-    first, *rest = await store.claim_deliveries(pool, SECRET_BOX, 10, 60, 10)
+    first, *rest = await claim_deliveries(pool, SECRET_BOX, 10, 60, 10)
     writer = OutcomeWriter(pool)
     blocker = await pool.acquire()
     tx = blocker.transaction()
@@ -60,7 +61,7 @@ async def test_outcome_sees_a_delivery_enqueued_behind_it_while_it_waited(
     unresolved. Without the lock the waiting delivery would never be sent."""
     await test_api.project()
     task = await test_api.task(callback_url="http://127.0.0.1:9/cb")
-    [first] = await store.claim_deliveries(pool, SECRET_BOX, 10, 60, 10)
+    [first] = await claim_deliveries(pool, SECRET_BOX, 10, 60, 10)
     ingest = await pool.acquire()
     tx = ingest.transaction()
     await tx.start()

@@ -14,7 +14,8 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from taskhook import events
+from taskhook.core import events
+from taskhook.core.models import Event
 from taskhook.receiver import shedding
 from taskhook.receiver.group_commit import GroupCommitter
 from taskhook.receiver.shedding import Overloaded
@@ -162,7 +163,7 @@ async def test_group_committer_queue_is_bounded_in_events(live: Api, pool: async
     ids = await pending_tasks(live, ["http://127.0.0.1:9/cb"] * 4)
     committer = GroupCommitter(pool, writers=1, max_queued=2)
 
-    def batch(*task_ids: str) -> list[events.Event]:
+    def batch(*task_ids: str) -> list[Event]:
         return events.parse_events(
             [json.loads(_event(f"b-{t}", t)) for t in task_ids]  # one event per task
         )

@@ -13,7 +13,7 @@ import scaleapi
 from scaleapi.exceptions import ScaleInvalidRequest
 from scaleapi.tasks import TaskType
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
 from tests.conftest import Api
 
 Client = scaleapi.ScaleClient

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from taskhook import events, store
+from taskhook.core import events, store
 from taskhook.dispatcher import outcomes
 from taskhook.dispatcher.outcomes import OutcomeWriter
 from taskhook.receiver import middleware

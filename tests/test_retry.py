@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from taskhook.delivery import Outcome
-from taskhook.dispatcher.targets import TargetRefused, check_url, is_forbidden_ip
-from taskhook.retry import (
+from taskhook.core.delivery import Outcome
+from taskhook.core.retry import (
     DEFAULT_SCHEDULE,
     RETRY_AFTER_CAP,
     host_pause,
     next_delay,
     parse_retry_after,
 )
+from taskhook.core.targets import TargetRefused, check_url, is_forbidden_ip
 
 FAIL = Outcome(status_code=500)
 

@@ -23,8 +23,8 @@ from scaleapi.exceptions import (
 from scaleapi.projects import Project
 from scaleapi.tasks import Task, TaskReviewStatus, TaskStatus, TaskType
 
-from taskhook.accounts import NewAccount
-from taskhook.tasktypes import REQUIRED
+from taskhook.core.accounts import NewAccount
+from taskhook.core.tasktypes import REQUIRED
 
 T = TypeVar("T")
 Client = scaleapi.ScaleClient

@@ -15,9 +15,9 @@ import asyncpg
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from taskhook import secretbox
-from taskhook.accounts import NewAccount
-from taskhook.secretbox import AUTH_KEY, SIGNING_SECRET, SecretBox, SecretKeyError
+from taskhook.core import secretbox
+from taskhook.core.accounts import NewAccount
+from taskhook.core.secretbox import AUTH_KEY, SIGNING_SECRET, SecretBox, SecretKeyError
 from tests.conftest import SECRET_BOX, Api
 from tests.sink import Received, Sink
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from taskhook.serialize import iso
+from taskhook.core.serialize import iso
 
 
 def test_timestamps_are_utc_with_milliseconds_and_z() -> None:

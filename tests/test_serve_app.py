@@ -12,17 +12,15 @@ import aiohttp
 import asyncpg
 from standardwebhooks.webhooks import Webhook
 
-from taskhook.accounts import NewAccount
-from taskhook.receiver.app import create_app
-from taskhook.receiver.keys import DISPATCHER
+from taskhook.core.accounts import NewAccount
+from taskhook.core.appkeys import DISPATCHER
+from taskhook.serve import create_serve_app
 from tests.conftest import INGEST_SECRET, Api, dispatcher_settings
 from tests.sink import Sink
 
 
 async def _serve(aiohttp_server: Any, pool: asyncpg.Pool, dsn: str) -> Any:
-    app = create_app(
-        dispatcher_settings(), dsn, pool, ingest_secret=INGEST_SECRET, with_dispatcher=True
-    )
+    app = create_serve_app(dispatcher_settings(), dsn, pool, ingest_secret=INGEST_SECRET)
     return await aiohttp_server(app, host="127.0.0.1")
 
 

@@ -8,9 +8,9 @@ import os
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from taskhook.errors import ConfigError
-from taskhook.retry import DEFAULT_SCHEDULE
-from taskhook.settings import Settings, load_settings
+from taskhook.core.errors import ConfigError
+from taskhook.core.retry import DEFAULT_SCHEDULE
+from taskhook.core.settings import Settings, load_settings
 from tests.conftest import INGEST_SECRET
 
 

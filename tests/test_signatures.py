@@ -30,7 +30,7 @@ import asyncpg
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
 from tests.conftest import Api
 from tests.sink import Received, Sink
 from tests.test_ingest import (

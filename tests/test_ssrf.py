@@ -24,10 +24,10 @@ import aiohttp
 import asyncpg
 import pytest
 
-from taskhook.accounts import NewAccount
-from taskhook.dispatcher.targets import TargetRefused, check_url, is_forbidden_ip
+from taskhook.core.accounts import NewAccount
+from taskhook.core.settings import Settings
+from taskhook.core.targets import TargetRefused, check_url, is_forbidden_ip
 from taskhook.receiver.app import create_app
-from taskhook.settings import Settings
 from tests.conftest import INGEST_SECRET, Api, snapshot
 from tests.sink import Sink
 

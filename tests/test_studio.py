@@ -14,7 +14,7 @@ from scaleapi.exceptions import ScaleDuplicateResource, ScaleInvalidRequest
 from scaleapi.tasks import TaskType
 from scaleapi.teams import TeammateRole
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
 from tests.conftest import Api
 
 Client = scaleapi.ScaleClient

@@ -12,7 +12,7 @@ import scaleapi
 from scaleapi.exceptions import ScaleException, ScaleInvalidRequest
 from scaleapi.teams import TeammateRole
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
 
 Client = scaleapi.ScaleClient
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncpg
 
-from taskhook import ids, store
-from taskhook.callbacks import target_host
-from taskhook.db import json_text
-from taskhook.serialize import batch_json
+from taskhook.core import ids, store
+from taskhook.core.callbacks import target_host
+from taskhook.core.db import json_text
+from taskhook.core.serialize import batch_json
 
 BATCHES_PER_ROUND = 100
 

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from taskhook import db
-from taskhook.delivery import Claimed
+from taskhook.core import db, store
+from taskhook.core.delivery import Claimed
+from taskhook.core.secretbox import SecretBox, open_claims
+from taskhook.core.store import ClaimWindow
 
 
 @dataclass
@@ -82,3 +84,20 @@ class ClaimConnection:
                 conn.terminate()
 
     close = discard
+
+
+async def claim_deliveries(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    box: SecretBox,
+    limit: int,
+    lease_seconds: float,
+    per_host: int,
+    busy: dict[str, int] | None = None,
+    unlisted: int = 0,
+    window: ClaimWindow | None = None,
+) -> list[Claimed]:
+    """store.claim_deliveries, with each account's secrets opened for signing."""
+    rows = await store.claim_deliveries(
+        conn, limit, lease_seconds, per_host, busy, unlisted, window
+    )
+    return open_claims(box, rows)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 
-from taskhook.delivery import Claimed
+from taskhook.core.delivery import Claimed
 
 
 class Held:

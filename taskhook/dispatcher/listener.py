@@ -1,7 +1,7 @@
 """LISTEN for new work on a dedicated connection; the poll in the loop is the guarantee.
 
 asyncpg's pool resets connections with `UNLISTEN *`, so the listener holds its own
-connection. It checks that connection with `SELECT 1` every few polls and reconnects when
+connection. It pings that connection every few polls and reconnects when
 it died; after every (re)connect it wakes the loop once, to catch anything missed.
 """
 
@@ -13,7 +13,8 @@ from typing import Any
 
 import asyncpg
 
-from taskhook.logs import get_logger
+from taskhook.core import store
+from taskhook.core.logs import get_logger
 
 CHANNEL = "taskhook_deliveries"
 HEALTH_EVERY = 5  # polls between liveness checks of the listening connection
@@ -52,4 +53,4 @@ class Listener:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
-            await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout=5)
+            await asyncio.wait_for(store.ping(conn), timeout=5)

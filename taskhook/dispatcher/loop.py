@@ -23,21 +23,21 @@ from collections.abc import Awaitable
 import aiohttp
 import asyncpg
 
-from taskhook import metrics, secretbox, store
-from taskhook.db import DATABASE_DOWN
-from taskhook.delivery import AttemptResult, Claimed
+from taskhook.core import metrics, secretbox, store
+from taskhook.core.db import DATABASE_DOWN
+from taskhook.core.delivery import AttemptResult, Claimed
+from taskhook.core.logs import get_logger
+from taskhook.core.retry import host_pause, next_delay
+from taskhook.core.secretbox import SecretBox
+from taskhook.core.settings import Settings
+from taskhook.core.smtp import SmtpConfig
+from taskhook.core.targets import VettingResolver
 from taskhook.dispatcher import batch_callbacks
-from taskhook.dispatcher.claims import ClaimConnection, ClaimRun, reserve
+from taskhook.dispatcher.claims import ClaimConnection, ClaimRun, claim_deliveries, reserve
 from taskhook.dispatcher.held import Held
 from taskhook.dispatcher.listener import Listener
-from taskhook.dispatcher.mailer import SmtpConfig
 from taskhook.dispatcher.outcomes import OutcomeWriter
 from taskhook.dispatcher.sender import SendConfig, send
-from taskhook.dispatcher.targets import VettingResolver
-from taskhook.logs import get_logger
-from taskhook.retry import host_pause, next_delay
-from taskhook.secretbox import SecretBox
-from taskhook.settings import Settings
 
 log = get_logger("taskhook.dispatcher")
 CLAIM_ERROR_BACKOFF = 1.0  # seconds to wait after a failed claim (database down)
@@ -280,7 +280,7 @@ class Dispatcher:
         if run.asked <= 0:
             return []
         try:
-            return await store.claim_deliveries(
+            return await claim_deliveries(
                 await run.conn.get(),
                 self.box,
                 run.asked,

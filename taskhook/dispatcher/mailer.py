@@ -9,39 +9,12 @@ a timeout or a connection error is retried.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from email.message import EmailMessage
-from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from taskhook.delivery import Claimed, Outcome
-
-
-@dataclass(frozen=True, slots=True)
-class SmtpConfig:
-    host: str
-    port: int
-    username: str | None
-    password: str | None
-    use_tls: bool  # smtps:// (implicit TLS); smtp:// upgrades with STARTTLS if offered
-    sender: str
-
-    @classmethod
-    def from_url(cls, url: str, sender: str) -> SmtpConfig:
-        """`smtp://[user:password@]host:port` or `smtps://...`."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise ValueError("must look like smtp://[user:password@]host:port or smtps://...")
-        default_port = 465 if parts.scheme == "smtps" else 25
-        return cls(
-            host=parts.hostname,
-            port=parts.port or default_port,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            use_tls=parts.scheme == "smtps",
-            sender=sender,
-        )
+from taskhook.core.delivery import Claimed, Outcome
+from taskhook.core.smtp import SmtpConfig
 
 
 def message_for(d: Claimed, sender: str) -> EmailMessage:

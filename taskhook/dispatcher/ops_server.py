@@ -17,11 +17,11 @@ from contextlib import asynccontextmanager
 import asyncpg
 from aiohttp import web
 
+from taskhook.core import ops
+from taskhook.core.appkeys import DISPATCHER, POOL, SETTINGS
+from taskhook.core.logs import get_logger
+from taskhook.core.settings import Settings
 from taskhook.dispatcher.loop import Dispatcher
-from taskhook.logs import get_logger
-from taskhook.receiver import ops
-from taskhook.receiver.keys import DISPATCHER, POOL, SETTINGS
-from taskhook.settings import Settings
 
 log = get_logger("taskhook.dispatcher.ops")
 

@@ -13,9 +13,9 @@ import contextlib
 
 import asyncpg
 
-from taskhook import store
-from taskhook.db import DATABASE_DOWN
-from taskhook.logs import get_logger
+from taskhook.core import store
+from taskhook.core.db import DATABASE_DOWN
+from taskhook.core.logs import get_logger
 
 log = get_logger("taskhook.dispatcher.outcomes")
 MAX_BATCH = 500

@@ -15,10 +15,11 @@ import aiohttp
 from standardwebhooks.webhooks import Webhook
 
 from taskhook import __version__
-from taskhook.delivery import AttemptResult, Claimed, Outcome
-from taskhook.dispatcher.mailer import SmtpConfig, mail
-from taskhook.dispatcher.targets import TargetRefused, check_url, refused
-from taskhook.retry import parse_retry_after
+from taskhook.core.delivery import AttemptResult, Claimed, Outcome
+from taskhook.core.retry import parse_retry_after
+from taskhook.core.smtp import SmtpConfig
+from taskhook.core.targets import TargetRefused, check_url, refused
+from taskhook.dispatcher.mailer import mail
 
 EXCERPT_CHARS = 1000  # stored per attempt; enough to see an error page's gist
 USER_AGENT = f"taskhook/{__version__}"

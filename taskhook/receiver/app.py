@@ -1,46 +1,35 @@
-"""The aiohttp application factory of the receiver (and, in `serve`, its dispatcher)."""
+"""The aiohttp application factory of the receiver."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import asyncpg
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
-from taskhook import secretbox, store
-from taskhook.db import create_pool
-from taskhook.dispatcher.loop import Dispatcher
-from taskhook.receiver import (
+from taskhook.core import ops, secretbox, store
+from taskhook.core.appkeys import POOL, SECRET_BOX, SETTINGS, TOKEN_KEY
+from taskhook.core.db import create_pool
+from taskhook.core.settings import Settings
+from taskhook.receiver import openapi
+from taskhook.receiver import v2 as v2_api
+from taskhook.receiver.group_commit import GroupCommitter
+from taskhook.receiver.keys import GROUP_COMMIT, INGEST
+from taskhook.receiver.middleware import auth, errors, request_context, url_text
+from taskhook.receiver.shedding import shed_overload
+from taskhook.receiver.v1 import (
     account_api,
     batches_api,
     callbacks_api,
     events_api,
     files_api,
-    openapi,
-    ops,
     projects_api,
     quality_api,
     studio_api,
     tasks_api,
     teams_api,
-    v2_api,
 )
-from taskhook.receiver.group_commit import GroupCommitter
-from taskhook.receiver.keys import (
-    DISPATCHER,
-    GROUP_COMMIT,
-    INGEST,
-    POOL,
-    SECRET_BOX,
-    SETTINGS,
-    TOKEN_KEY,
-)
-from taskhook.receiver.middleware import auth, errors, request_context, url_text
-from taskhook.receiver.shedding import shed_overload
-from taskhook.settings import Settings
 from taskhook.web import routes as web_routes
 from taskhook.web.sessions import page_session
 
@@ -69,13 +58,8 @@ def create_app(
     pool: asyncpg.Pool | None = None,
     *,
     ingest_secret: str,
-    with_dispatcher: bool = False,
 ) -> web.Application:
-    """Build the app on a DSN (the app owns its pool) or on a pool the caller owns.
-
-    with_dispatcher: also run the delivery loop in this process (`taskhook serve`); it
-    needs the DSN for its LISTEN connection.
-    """
+    """Build the app on a DSN (the app owns its pool) or on a pool the caller owns."""
     app = web.Application(
         # shed_overload: past capacity, 503 + Retry-After before any auth or database work.
         # page_session: the Tasks tab's pages need a sign-in session (auth skips them).
@@ -91,11 +75,8 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[INGEST] = Webhook(ingest_secret)
-    # Order matters: the pool opens first and closes last; the dispatcher stops before it.
+    # The pool opens first and closes last: contexts appended later stop before it.
     app.cleanup_ctx.append(_database(settings, dsn, pool))
-    if with_dispatcher:
-        assert dsn is not None, "the in-process dispatcher needs a DSN to LISTEN on"
-        app.cleanup_ctx.append(_dispatcher(settings, dsn))
     for table in ROUTES:
         app.router.add_routes(table)
     return app
@@ -117,18 +98,5 @@ def _database(settings: Settings, dsn: str | None, given: asyncpg.Pool | None) -
         await app[GROUP_COMMIT].close()
         if given is None:
             await pool.close()
-
-    return ctx
-
-
-def _dispatcher(settings: Settings, dsn: str) -> Ctx:
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        dispatcher = Dispatcher(app[POOL], dsn, settings)
-        app[DISPATCHER] = dispatcher
-        stop = asyncio.Event()
-        running: asyncio.Task[Any] = asyncio.create_task(dispatcher.run(stop))
-        yield
-        stop.set()  # stop claiming, drain in-flight callbacks within the grace time
-        await running
 
     return ctx

@@ -20,14 +20,15 @@ from typing import Any
 
 import asyncpg
 
-from taskhook import events, store
-from taskhook.db import DATABASE_DOWN
-from taskhook.logs import get_logger
+from taskhook.core import events, store
+from taskhook.core.db import DATABASE_DOWN
+from taskhook.core.logs import get_logger
+from taskhook.core.models import Event
 from taskhook.receiver.shedding import RETRY_AFTER_SECONDS, Overloaded
 
 log = get_logger("taskhook.group_commit")
 Results = list[dict[str, Any]]
-Item = tuple[list[events.Event], "asyncio.Future[Results]"]
+Item = tuple[list[Event], "asyncio.Future[Results]"]
 
 MAX_GROUP_EVENTS = 1000  # one transaction holds at most this many events (plus one request)
 WRITERS = 2  # transactions in flight at once: one commits while the next one fills
@@ -49,7 +50,7 @@ class GroupCommitter:
         self.queued_events = 0  # events in self.queue
         self.writers = [asyncio.create_task(self._write_forever()) for _ in range(writers)]
 
-    async def submit(self, batch: list[events.Event]) -> Results:
+    async def submit(self, batch: list[Event]) -> Results:
         if self.queued_events and self.queued_events + len(batch) > self.max_queued:
             raise Overloaded(
                 "ingest_queue",

@@ -16,10 +16,10 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from taskhook import store
-from taskhook.errors import ApiError, BadRequest, Conflict, TooManyRequests
-from taskhook.receiver.keys import POOL, principal
-from taskhook.receiver.responses import dumps, error_body
+from taskhook.core import store
+from taskhook.core.appkeys import POOL, principal
+from taskhook.core.errors import ApiError, BadRequest, Conflict, TooManyRequests
+from taskhook.core.responses import dumps, error_body
 
 # A claim not finished within this time is considered abandoned (its holder died).
 IN_FLIGHT_LOCK_SECONDS = 60.0

@@ -9,14 +9,14 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from taskhook import ids, metrics
-from taskhook.accounts import authenticate
-from taskhook.db import DATABASE_DOWN
-from taskhook.errors import ApiError, TooManyRequests
-from taskhook.logs import get_logger
-from taskhook.receiver.keys import POOL, PRINCIPAL, REQUEST_ID
-from taskhook.receiver.responses import error
-from taskhook.validation import check_text
+from taskhook.core import ids, metrics
+from taskhook.core.accounts import authenticate
+from taskhook.core.appkeys import POOL, PRINCIPAL, REQUEST_ID
+from taskhook.core.db import DATABASE_DOWN
+from taskhook.core.errors import ApiError, TooManyRequests
+from taskhook.core.logs import get_logger
+from taskhook.core.responses import error
+from taskhook.core.validation import check_text
 from taskhook.web import is_page
 
 log = get_logger("taskhook.receiver")

@@ -26,8 +26,9 @@ from pydantic.json_schema import JsonSchemaMode
 from typing_extensions import TypedDict
 
 from taskhook import __version__
-from taskhook.events import MAX_EVENTS, Event
-from taskhook.models import (
+from taskhook.core import models_v2 as v2
+from taskhook.core.events import MAX_EVENTS, Event
+from taskhook.core.models import (
     AuditRequest,
     BatchCreate,
     BatchGroups,
@@ -41,20 +42,19 @@ from taskhook.models import (
     TeamChange,
     UniqueIdRequest,
 )
-from taskhook.receiver.account_api import AccountSettings, Rotation
-from taskhook.receiver.idempotency import MAX_KEY_CHARS
-from taskhook.receiver.listparams import MAX_LIMIT, MAX_OFFSET, REVIEW_STATUSES, STATUSES
-from taskhook.receiver.quality_api import QUALITY_TYPES
-from taskhook.tasktypes import REQUIRED, TASK_TYPES
-from taskhook.v2 import models as v2
-from taskhook.v2.models import Annotation as V2Annotation
-from taskhook.validation import (
+from taskhook.core.models_v2 import Annotation as V2Annotation
+from taskhook.core.tasktypes import REQUIRED, TASK_TYPES
+from taskhook.core.validation import (
     EARLIEST_STORED,
     LATEST_STORED,
     MAX_TAG_CHARS,
     MAX_TAGS,
     MAX_UNIQUE_ID_CHARS,
 )
+from taskhook.receiver.idempotency import MAX_KEY_CHARS
+from taskhook.receiver.v1.account_api import AccountSettings, Rotation
+from taskhook.receiver.v1.params import MAX_LIMIT, MAX_OFFSET, REVIEW_STATUSES, STATUSES
+from taskhook.receiver.v1.quality_api import QUALITY_TYPES
 from taskhook.web import is_page
 
 routes = web.RouteTableDef()

@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from taskhook import metrics
-from taskhook.errors import ApiError
-from taskhook.receiver.responses import error
+from taskhook.core import metrics
+from taskhook.core.errors import ApiError
+from taskhook.core.responses import error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]

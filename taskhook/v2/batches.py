@@ -14,17 +14,21 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from taskhook import store
-from taskhook.accounts import Principal
-from taskhook.errors import BadRequest
-from taskhook.settings import Settings
-from taskhook.store import Row
-from taskhook.tasks import check_callback_url
+from taskhook.core import store
+from taskhook.core.errors import BadRequest
+from taskhook.core.models_v2 import (
+    BatchOperationRequest,
+    CreateBatchRequest,
+    SetBatchMetadataRequest,
+)
+from taskhook.core.principal import Principal
+from taskhook.core.settings import Settings
+from taskhook.core.store import Row
+from taskhook.core.store import v2 as v2store
+from taskhook.core.tasks import check_callback_url
+from taskhook.core.validation import check_metadata
 from taskhook.v2 import lookup
-from taskhook.v2 import store as v2store
-from taskhook.v2.models import BatchOperationRequest, CreateBatchRequest, SetBatchMetadataRequest
 from taskhook.v2.tasks import deep_merge
-from taskhook.validation import check_metadata
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,8 @@ from typing import Any
 
 import asyncpg
 
-from taskhook import events
+from taskhook.core import events
+from taskhook.core.models import Event
 
 MAX_CHARS = 200  # of a delivery name and a task id, as in ingest events
 
@@ -31,7 +32,7 @@ async def deliver_tasks(
     `task.delivered` event per task; returns the per-event results (a task that is not
     completed, or unknown, is `rejected`)."""
     batch = [
-        events.Event(
+        Event(
             event_id=f"evt_cli_{secrets.token_hex(12)}",
             type="task.delivered",
             task_id=task_id,

@@ -6,10 +6,10 @@ names something unknown (or an id and a name of two different objects) is a 404.
 
 from __future__ import annotations
 
-from taskhook.accounts import Principal
-from taskhook.errors import BadRequest, NotFound
-from taskhook.store import Conn, Row
-from taskhook.v2 import store as v2store
+from taskhook.core.errors import BadRequest, NotFound
+from taskhook.core.principal import Principal
+from taskhook.core.store import Conn, Row
+from taskhook.core.store import v2 as v2store
 
 
 def _named(kind: str, object_id: str | None, name: str | None) -> str:

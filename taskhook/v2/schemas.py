@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from taskhook.errors import BadRequest, NotFound
-from taskhook.v2.models import SensitiveContentReport, Thread
+from taskhook.core.errors import BadRequest, NotFound
+from taskhook.core.models_v2 import SensitiveContentReport, Thread
 
 _OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
 

@@ -20,9 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from taskhook.logs import get_logger
-from taskhook.serialize import iso
-from taskhook.v2.models import (
+from taskhook.core.logs import get_logger
+from taskhook.core.models_v2 import (
     BatchOut,
     DatasetDeliveryMetadata,
     DatasetDeliveryOut,
@@ -36,6 +35,7 @@ from taskhook.v2.models import (
     TaskOut,
     Thread,
 )
+from taskhook.core.serialize import iso
 
 log = get_logger("taskhook.v2")
 THREADS = TypeAdapter(list[Thread])

@@ -11,16 +11,10 @@ from typing import Any
 import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
-from taskhook import callbacks, store
-from taskhook.accounts import Principal
-from taskhook.errors import BadRequest, NotFound
-from taskhook.settings import Settings
-from taskhook.store import Conn, Row
-from taskhook.tasks import check_callback_url
-from taskhook.v2 import lookup
-from taskhook.v2 import store as v2store
-from taskhook.v2.ingest import annotations_in
-from taskhook.v2.models import (
+from taskhook.core import callbacks, store
+from taskhook.core.errors import BadRequest, NotFound
+from taskhook.core.events_v2 import annotations_in
+from taskhook.core.models_v2 import (
     Annotation,
     BatchOut,
     CreateChatTaskRequest,
@@ -32,8 +26,14 @@ from taskhook.v2.models import (
     Thread,
     Turn,
 )
+from taskhook.core.principal import Principal
+from taskhook.core.settings import Settings
+from taskhook.core.store import Conn, Row
+from taskhook.core.store import v2 as v2store
+from taskhook.core.tasks import check_callback_url
+from taskhook.core.validation import check_metadata
+from taskhook.v2 import lookup
 from taskhook.v2.serialize import batch_out, project_out, task_out
-from taskhook.validation import check_metadata
 
 CHAT_TYPE = "chat"  # v1 sees a v2 chat task as type "chat", its input in params
 TEST_SOURCE_ID = "taskhook-test"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from taskhook.accounts import Principal
+from taskhook.core.principal import Principal
 
 # The paths the pages own. They are not API: the API-key middleware lets them through, the
 # session middleware (sessions.py) guards them, and the OpenAPI document leaves them out.

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from multidict import MultiMapping
 
-from taskhook.store import TaskFilters
+from taskhook.core.store import TaskFilters
 
 # value: (label, API statuses, work_started, redone)
 STATUSES: dict[str, tuple[str, list[str] | None, bool | None, bool | None]] = {

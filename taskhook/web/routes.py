@@ -15,17 +15,17 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from taskhook import cursor, files, store, tasks
-from taskhook.accounts import Principal
-from taskhook.db import json_text
-from taskhook.errors import ApiError, BadRequest
-from taskhook.logs import get_logger
-from taskhook.models import AuditRequest
-from taskhook.receiver.keys import POOL, TOKEN_KEY
-from taskhook.serialize import task_json
-from taskhook.validation import decode_json, parse_model
+from taskhook.core import cursor, files, store, tasks
+from taskhook.core.appkeys import POOL, TOKEN_KEY
+from taskhook.core.db import json_text
+from taskhook.core.errors import ApiError, BadRequest
+from taskhook.core.logs import get_logger
+from taskhook.core.models import AuditRequest
+from taskhook.core.principal import Principal
+from taskhook.core.serialize import task_json
+from taskhook.core.store import web as web_store
+from taskhook.core.validation import decode_json, parse_model
 from taskhook.web import SESSION, filters, sessions
-from taskhook.web import store as web_store
 from taskhook.web.render import STATIC, page, see_other
 
 log = get_logger("taskhook.web")

@@ -19,10 +19,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from taskhook.accounts import hash_key
-from taskhook.receiver.keys import POOL, TOKEN_KEY
+from taskhook.core.accounts import hash_key
+from taskhook.core.appkeys import POOL, TOKEN_KEY
+from taskhook.core.store import web as web_store
 from taskhook.web import CSRF, SESSION, is_page
-from taskhook.web import store as web_store
 from taskhook.web.render import page, see_other
 
 COOKIE = "taskhook_session"

@@ -14,9 +14,9 @@ import scaleapi
 from aiohttp import web
 from scaleapi.api_client.v2 import CreateChatTaskRequest, Task, V2Api
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
+from taskhook.core.settings import Settings
 from taskhook.receiver.app import create_app
-from taskhook.settings import Settings
 from tests.conftest import INGEST_SECRET, Api
 from tests.v2.helpers import Ingest, event, rich_threads, run
 from tests.v2.n2 import reply_problems

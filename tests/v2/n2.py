@@ -14,7 +14,7 @@ from typing import Any
 
 import scaleapi.api_client.v2.models as sdk
 
-from taskhook.v2.models import ANNOTATION_TYPES, BATCH_STATUSES
+from taskhook.core.models_v2 import ANNOTATION_TYPES, BATCH_STATUSES
 
 TASK_STATUSES = {s.value for s in sdk.TaskStatus}
 ERROR_TYPES = {e.value for e in sdk.ErrorType}

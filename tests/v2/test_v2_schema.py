@@ -18,7 +18,7 @@ import pytest
 import scaleapi.api_client.v2.models as sdk
 from pydantic import BaseModel
 
-from taskhook.v2 import models as ours
+from taskhook.core import models_v2 as ours
 from taskhook.v2 import serialize
 from taskhook.v2.schemas import CHAT_SCHEMA_ID, OTHER_SCHEMA_ID
 from tests.v2.helpers import MESSAGE_ANNOTATIONS, rich_threads

@@ -23,7 +23,7 @@ from scaleapi.api_client.v2.exceptions import (
     UnauthorizedException,
 )
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
 from tests.conftest import Api
 from tests.v2.conftest import PROJECT, MakeClient
 from tests.v2.helpers import Ingest, event, raises, rich_threads, run

@@ -9,7 +9,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
 from taskhook.web.routes import EXPORT_PAGE
 from tests.web.conftest import Seed, WebClient
 

@@ -14,7 +14,7 @@ import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
 from taskhook.web import sessions
 from tests.conftest import Api, snapshot
 from tests.web.conftest import Page, Seed, WebClient

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from taskhook.accounts import NewAccount
+from taskhook.core.accounts import NewAccount
 from tests.conftest import Api
 from tests.sink import Sink
 

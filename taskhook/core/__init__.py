@@ -1,0 +1,1 @@
+"""The core both roles use: settings, database, models, rules and the data access."""

@@ -1,0 +1,1 @@
+"""The v1 endpoints: Scale's v1 task API."""
