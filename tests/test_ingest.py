@@ -259,10 +259,12 @@ async def test_malformed_timestamp_header_is_401(
     await assert_refused(ingest, pool, body.encode(), headers)
 
 
-async def test_non_utf8_body_is_401(
+async def test_non_utf8_body_is_400_when_signed_and_401_when_not(
     ingest: Ingest, pool: asyncpg.Pool, pending: dict[str, Any]
 ) -> None:
-    """A body that is not UTF-8 is a 401, even with an HMAC that matches its raw bytes."""
+    """The signature covers the raw bytes, so a body that is not UTF-8 can be signed: the
+    sender is then who it claims and its body is malformed (400, naming UTF-8). Unsigned
+    or signed wrongly, it is a 401 like any other. Nothing is written either way."""
     raw = json.dumps(ev("completed", pending["task_id"])).encode()[:-1] + b', "x": "\xff\xfe"}'
     msg_id, ts = "msg_non_utf8", str(int(datetime.now(UTC).timestamp()))
     key = base64.b64decode(INGEST_SECRET.removeprefix("whsec_"))
@@ -272,6 +274,12 @@ async def test_non_utf8_body_is_401(
         "webhook-timestamp": ts,
         "webhook-signature": "v1," + base64.b64encode(mac).decode(),
     }
+    before = await snapshot(pool)
+    status, reply = await ingest.raw(raw, headers)
+    assert_error(status, reply, 400, "UTF-8")
+    assert await snapshot(pool) == before
+    wrong = hmac.new(key, f"{msg_id}.{ts}.".encode() + raw + b" ", hashlib.sha256).digest()
+    headers["webhook-signature"] = "v1," + base64.b64encode(wrong).decode()
     await assert_refused(ingest, pool, raw, headers)
 
 
