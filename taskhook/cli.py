@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run only the dispatcher role (callback delivery; /healthz, /readyz and "
         "/metrics on TASKHOOK_DISPATCHER_PORT)",
     )
-    sub.add_parser("migrate", help="apply schema.sql to the database")
+    sub.add_parser("migrate", help="make the schema, or apply the migrations it lacks")
     accounts = sub.add_parser("accounts", help="manage accounts")
     accounts_sub = accounts.add_subparsers(dest="accounts_command", required=True)
     create = accounts_sub.add_parser("create", help="create an account and print its keys")

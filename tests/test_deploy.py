@@ -22,6 +22,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -320,6 +321,12 @@ LOCAL_URL = re.compile(r"https?://(?:127\.0\.0\.1|localhost|0\.0\.0\.0)(?::(\d+)
 # --- per-file checks ---------------------------------------------------------------------
 
 
+def force_included() -> list[str]:
+    """The files outside the package that the wheel ships (hatch's force-include)."""
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]
+    return list(build["targets"]["wheel"]["force-include"])
+
+
 def containerfile_problems(instructions: list[tuple[str, str]]) -> list[str]:
     problems: list[str] = []
     stage = runtime_stage(instructions)
@@ -338,6 +345,12 @@ def containerfile_problems(instructions: list[tuple[str, str]]) -> list[str]:
                 for src in shlex.split(args)[:-1]
                 if not (ROOT / src).exists()
             ]
+    copied = {Path(src) for w, a in instructions if w == "COPY" for src in shlex.split(a)[:-1]}
+    problems += [
+        f"{src}: the wheel ships it (pyproject force-include) but it is not copied"
+        for src in force_included()
+        if Path(src) not in copied
+    ]
     if exec_form(words.get("CMD", "[]")) != ["taskhook", "serve"]:
         problems.append(f"CMD is {words.get('CMD')}, not taskhook serve")
     found, settings = settings_problems("Containerfile ENV", image_env(instructions))
@@ -912,6 +925,7 @@ def test_containerfile_check_catches_mistakes(files: dict[str, Any]) -> None:
     assert broken("USER", "10001:10001", "root")
     assert broken("CMD", '"serve"', '"serv"')
     assert broken("COPY", "schema.sql", "schema2.sql")
+    assert broken("COPY", "migrations ./migrations", "taskhook ./taskhook")
     assert broken("FROM", "python:3.11-slim", "python:3.12")
     assert broken("RUN", "pip install .", "pip install taskhook")
 

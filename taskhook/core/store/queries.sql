@@ -31,6 +31,20 @@ SELECT digest FROM schema_state WHERE id;
 INSERT INTO schema_state (id, digest) VALUES (true, $1)
 ON CONFLICT (id) DO UPDATE SET digest = EXCLUDED.digest, applied_at = now();
 
+-- name: schema_exists
+-- Whether the database has a schema at all: a new one is made from schema.sql.
+SELECT to_regclass('tasks') IS NOT NULL;
+
+-- name: migrations_recorded
+-- Whether the database records its migrations (migration 002 and later do).
+SELECT to_regclass('schema_migrations') IS NOT NULL;
+
+-- name: applied_migrations
+SELECT version FROM schema_migrations;
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, name) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING;
+
 -- name: server_token_key
 SELECT token_key FROM server_secrets WHERE id;
 
