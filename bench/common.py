@@ -20,7 +20,7 @@ INSTRUCTION = (
     "If more than one object is present, choose the largest; if unsure, choose 'other'."
 )
 # Params of a typical categorization task; with the task's other fields and the response,
-# a callback body comes to about 1.5 KB, like the ceilings of performance-limits.md.
+# a callback body comes to about 1.5 KB.
 PARAMS: dict[str, Any] = {
     "attachment": "https://images.example.com/bench/000000000000000000000000.jpg",
     "attachment_type": "image",
@@ -141,7 +141,7 @@ def latency_summary(seconds: list[float]) -> dict[str, float | None]:
 
 
 def install_uvloop() -> bool:
-    """uvloop where available (+0-20 % in performance-limits.md)."""
+    """uvloop where available, as taskhook itself uses it."""
     with contextlib.suppress(ImportError):
         import uvloop
 

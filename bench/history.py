@@ -6,19 +6,19 @@ cores (the `task_creation` figure of every scenario), so two million would take 
 an hour before the first delivery. Each chunk of 1,000 tasks goes through the functions
 the service runs instead, only without HTTP in between (three chunks at once):
 
-  1. create: `taskhook.tasks.create_task` for each task (what POST /v1/task/<type> runs:
+  1. create: `taskhook.core.tasks.create_task` for each task (what POST /v1/task/<type> runs:
      the body's validation, the project's defaults, the row's values), given a recorder
      instead of a connection, which answers the project lookup from the project row read
      once and keeps the named query insert_task with its arguments; the chunk's inserts
      then run as one `executemany` of that query in one transaction (run one by one, with
      a round trip and a savepoint per task, they were 15x slower: 1,300/s against 20,000).
-     The project is made first with `taskhook.store.insert_project` (POST /v1/projects);
-  2. complete: `taskhook.events.parse_events` + `taskhook.events.apply_groups` inside
-     `taskhook.store.generic_plans_transaction` (what a 1,000-event group commit of
+     The project is made first with `taskhook.core.store.insert_project` (POST /v1/projects);
+  2. complete: `taskhook.core.events.parse_events` + `taskhook.core.events.apply_groups` inside
+     `taskhook.core.store.generic_plans_transaction` (what a 1,000-event group commit of
      POST /v1/events runs: lock_tasks_and_claim_events, complete_tasks, enqueue_deliveries,
      so each task gets its ingested_events row, its delivery and its callback body);
-  3. deliver: `taskhook.store.claim_deliveries` on a connection with db.CLAIM_SETTINGS (the
-     dispatcher's claim) and `taskhook.store.record_attempts` in batches of 500 (its
+  3. deliver: `taskhook.core.store.claim_deliveries` on a connection with db.CLAIM_SETTINGS (the
+     dispatcher's claim) and `taskhook.core.store.record_attempts` in batches of 500 (its
      outcome writer; the SQL function taskhook_record_attempts). Nothing is sent: each
      attempt is recorded as an HTTP 200 that took 1 ms.
 
@@ -91,7 +91,7 @@ def _event(tid: str, g: int, ref: str) -> dict[str, Any]:
 
 
 class _Recorder:
-    """What `taskhook.tasks.create_task` gets instead of a connection: the project lookup
+    """What `taskhook.core.tasks.create_task` gets instead of a connection: the project lookup
     answers from the row read once, and the insert_task it would run (one round trip and
     a savepoint per task) is kept, to be run for the whole chunk in one executemany."""
 

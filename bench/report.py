@@ -411,7 +411,7 @@ def _pg_did(pg: dict[str, Any] | None) -> list[object]:
 
 
 def _tuning(m: dict[str, Any]) -> str:
-    """The embedded server's settings as taskhook serve applies them (taskhook.db)."""
+    """The embedded server's settings as taskhook serve applies them (core/store/server.py)."""
     tuning = m.get("postgres_tuning")  # absent in results saved before it was applied
     if not tuning:
         return ""

@@ -1,4 +1,4 @@
-"""`make bench` (python -m bench.run): every scenario of issue 6 against the real service on
+"""`make bench` (python -m bench.run): every scenario against the real service on
 one embedded PostgreSQL, then a table on stdout and bench/results/<timestamp>.json.
 
 Benchmarks are not tests: they print figures and never assert timings.

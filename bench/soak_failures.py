@@ -1,4 +1,4 @@
-"""Failure soak (issue 7): the long variant of tests/test_crash.py and
+"""Failure soak: the long variant of tests/test_crash.py and
 tests/test_db_outage.py. Not a test: it prints what happened and exits 1 if anything
 acknowledged was lost.
 

@@ -19,7 +19,7 @@ INSERT INTO server_secrets (token_key)
 VALUES (decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex'))
 ON CONFLICT (id) DO NOTHING;
 
--- The secrets of an account are stored encrypted (taskhook/secretbox.py: AES-256-GCM under
+-- The secrets of an account are stored encrypted (taskhook/core/secretbox.py: AES-256-GCM under
 -- TASKHOOK_SECRET_KEY, bound to the account and purpose). Databases made before that kept
 -- them in plaintext columns, which secretbox.bind encrypts and drops at the next start.
 CREATE TABLE IF NOT EXISTS accounts (
@@ -433,7 +433,7 @@ CREATE TABLE IF NOT EXISTS v2_annotations (
 );
 
 -- Files uploaded (POST /v1/files/upload) or imported from a URL (POST /v1/files/import).
--- The bytes live on disk (taskhook/files.py) under the file's id; the row is written only
+-- The bytes live on disk (taskhook/core/files.py) under the file's id; the row is written only
 -- once they are in place, so a row never names a missing file. The attachment_url served
 -- for a file carries `token`, so a labeling tool or an <img> can fetch it without an API
 -- key, as Scale's attachment URLs work; the metadata needs the account's key.
@@ -470,7 +470,7 @@ CREATE TABLE IF NOT EXISTS teammates (
 -- Studio (Scale's tools for a customer's own workforce), per world: which labelers work on
 -- which projects, the named groups of them within a project, the groups each batch is
 -- given to, and the order in which batches are worked (studio_priority, NULL: after the
--- ranked ones, oldest first). taskhook/receiver/studio_api.py has the rules.
+-- ranked ones, oldest first). taskhook/receiver/v1/studio_api.py has the rules.
 CREATE TABLE IF NOT EXISTS studio_assignments (
     project_id   bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
     teammate_id  text NOT NULL REFERENCES teammates (id) ON DELETE CASCADE,

@@ -1,4 +1,4 @@
-"""The scenarios of issue 6, in run order, and what each one needs from the run.
+"""The scenarios, in run order, and what each one needs from the run.
 
 Each scenario is `async def run(ctx) -> dict` and gets a fresh database; the embedded
 PostgreSQL and the world process (load generator + sink) live for the whole run.

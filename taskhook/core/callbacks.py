@@ -1,7 +1,7 @@
 """Callback triggers: build the body Scale documents and enqueue it with the task change.
 
 Called inside the transaction that changes the task, so the change and its delivery commit
-together or not at all (SPEC §4).
+together or not at all.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Workforce events (SPEC §3): validate a whole request, then apply it in one transaction.
+"""Workforce events: validate a whole request, then apply it in one transaction.
 
 Each event moves its task as the table says; every callback trigger enqueues a delivery
 in the same transaction. A rejected event (unknown task, wrong state) does not stop the
@@ -215,5 +215,5 @@ async def _transition(conn: asyncpg.Connection, ev: Event) -> asyncpg.Record:
 
 
 def _whole(seconds: float) -> int | float:
-    """511 stays 511 on the wire (seed 000's audits), not 511.0; 12.5 stays 12.5."""
+    """511 stays 511 on the wire (as Scale's audits show it), not 511.0; 12.5 stays 12.5."""
     return int(seconds) if seconds.is_integer() else seconds

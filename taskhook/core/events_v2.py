@@ -1,8 +1,8 @@
-"""The v2 part of event ingest (SPEC §3, issue 8), called from taskhook/events.py.
+"""The v2 part of event ingest, called from taskhook/core/events.py.
 
 - `task.completed` (and `task.fixed`) may carry the v2 results instead of a `response`:
   `threads`, or `sensitive_content_reports` for a reported task (which then has no threads).
-  They are validated against the v2 models (taskhook/v2/models.py) and stored as the task's
+  They are validated against the v2 models (taskhook/core/models_v2.py) and stored as the task's
   response, `{"threads": [...]}` or `{"sensitive_content_reports": [...]}`; a `response` that
   has a `threads` key is validated the same way. Missing thread, turn and annotation ids are
   assigned here, so every annotation can be fetched by id.

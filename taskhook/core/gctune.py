@@ -1,11 +1,11 @@
 """Garbage-collector settings for the long-running roles (`serve`, `receiver`,
 `dispatcher`).
 
-Profiled with `perf` at 1,300 events/s, CPython's cycle collector took ~10 % of `serve`'s
-CPU. With the default threshold it scans the young generation every 700 new container
-objects, and each older collection walks every long-lived object again (the application,
-its routes and models, the settings, the imported modules). Requests and callbacks make
-many short-lived dicts and tuples that reference counting frees; they seldom form cycles.
+CPython's cycle collector is a visible share of a busy `serve`'s CPU. With the default
+threshold it scans the young generation every 700 new container objects, and each older
+collection walks every long-lived object again (the application, its routes and models,
+the settings, the imported modules). Requests and callbacks make many short-lived dicts
+and tuples that reference counting frees; they seldom form cycles.
 """
 
 from __future__ import annotations

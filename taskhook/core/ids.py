@@ -1,9 +1,9 @@
 """Random identifiers (webhook-id of a callback, a request's id), drawn from a buffer.
 
-Each of these took an os.urandom call (a getrandom system call), two or more per ingested
-event; under load py-spy put them at over 2 % of `serve`. One call now fills a buffer that
-serves a few hundred ids. The bytes are os.urandom's all the same; secrets (API keys,
-signing secrets) are still drawn directly with `secrets`.
+An os.urandom call per id would be a getrandom system call, two or more per ingested
+event; one call fills a buffer that serves a few hundred ids. The bytes are os.urandom's
+all the same; secrets (API keys, signing secrets) are still drawn directly with
+`secrets`.
 """
 
 from __future__ import annotations

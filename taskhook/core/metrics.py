@@ -1,4 +1,4 @@
-"""Prometheus series of SPEC §5. Module-level, so each process registers them once."""
+"""The Prometheus series every role exports. Module-level, so each process registers them once."""
 
 from __future__ import annotations
 

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
 
-    # --- event ingest (SPEC §3) ---
+    # --- event ingest ---
     ingest_secret: str | None = Field(
         None,
         description="Standard Webhooks secret (whsec_...) that signs POST /v1/events. Unset: "
@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         "Unset: one is generated on first start and kept in data_dir/secret_key.",
     )
 
-    # --- callback delivery (SPEC §4) ---
+    # --- callback delivery ---
     retry_schedule: tuple[float, ...] = Field(
         DEFAULT_SCHEDULE,
         description="JSON list of delays in seconds between attempts; its length is the "

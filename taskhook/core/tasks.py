@@ -1,4 +1,4 @@
-"""Task rules of SPEC §2: create, cancel, audit, unique_id, metadata and tags.
+"""Task rules: create, cancel, audit, unique_id, metadata and tags.
 
 Every function takes a connection inside a transaction and the caller's Principal,
 so one account and one world (test or live) is all it can ever touch.
@@ -54,7 +54,7 @@ async def _resolve_project(
     conn: asyncpg.Connection, p: Principal, body: TaskCreate
 ) -> tuple[asyncpg.Record | None, str | None]:
     """A task names an existing project, or a batch that implies one, or neither: as on
-    Scale, a task need not belong to a project (SPEC §8)."""
+    Scale, a task need not belong to a project."""
     batch_name = body.batch
     project_name = body.project
     if batch_name is not None:
@@ -103,7 +103,7 @@ async def create_task(
     instruction = body.instruction if body.instruction is not None else project_instruction
     params = {**defaults, **body.params()}
     check_required(task_type, {**params, "instruction": instruction})
-    completed = p.is_test  # test keys complete at once (SPEC §8)
+    completed = p.is_test  # test keys complete at once
     row = await store.insert_task(
         conn,
         p,

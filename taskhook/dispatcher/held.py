@@ -1,8 +1,8 @@
 """Deliveries claimed ahead of their send: leased to this dispatcher, waiting for a slot.
 
-A claim is a round trip that waits behind the event loop's callbacks (10-25 ms under
-load), and a host at its cap empties its slots faster than that: claiming only into free
-slots left the pipe empty for most of each claim. So the loop claims up to two more caps'
+A claim is a round trip that waits behind the event loop's callbacks under load, and a
+host at its cap empties its slots faster than that: claiming only into free slots would
+leave the pipe empty for most of each claim. So the loop claims up to two more caps'
 worth per host ahead (one claim's rows held, one claim in flight beside the awaited one),
 holds those rows here, and starts them the moment slots free.
 

@@ -6,9 +6,9 @@ work is enqueued; a poll every `poll_interval` is the guarantee. Per-host in-fli
 keep a slow host from filling every slot: hosts at their cap are left out of the claim.
 
 While a backlog lasts (the last claim took all it asked for), the next claim runs beside
-the one being awaited, on a second connection: a claim under load takes 30-40 ms, mostly
-waiting its turns (in PostgreSQL and in this busy event loop), and one claim at a time
-could not supply more than ~5,000 callbacks a second however fast the sends were.
+the one being awaited, on a second connection: a claim under load spends most of its time
+waiting its turns (in PostgreSQL and in this busy event loop), so one claim at a time
+would cap the callbacks a second however fast the sends were.
 """
 
 from __future__ import annotations

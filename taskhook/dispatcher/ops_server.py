@@ -4,7 +4,7 @@ The dispatcher role serves no API, but an orchestrator must be able to probe it 
 Prometheus must be able to scrape its delivery series (attempts, attempt seconds, callback
 latency, deliveries finished), which live in this process only. So it runs a small aiohttp
 app on TASKHOOK_HOST:TASKHOOK_DISPATCHER_PORT (0: none) with the receiver's own handlers
-(receiver/ops.py), hence the same rules: /healthz answers while the process runs; /readyz
+(taskhook/core/ops.py), hence the same rules: /healthz answers while the process runs; /readyz
 needs the database and a dispatcher loop that turned recently; /metrics is the process's
 Prometheus registry. `taskhook serve` does not use it: there the receiver serves them.
 """

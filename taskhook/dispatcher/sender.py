@@ -48,7 +48,7 @@ def _signer(secret: str) -> Webhook:
 
 
 def request_parts(d: Claimed, now: datetime) -> tuple[bytes, dict[str, str]]:
-    """The exact body bytes and headers of SPEC §4; the signature covers those bytes."""
+    """The exact body bytes and headers of a callback; the signature covers those bytes."""
     body = d.payload
     # During a rotation's grace period both secrets sign; Standard Webhooks receivers
     # accept any of the space-separated signatures, so either secret verifies.

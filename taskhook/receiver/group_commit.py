@@ -32,8 +32,6 @@ Item = tuple[list[Event], "asyncio.Future[Results]"]
 
 MAX_GROUP_EVENTS = 1000  # one transaction holds at most this many events (plus one request)
 WRITERS = 2  # transactions in flight at once: one commits while the next one fills
-# Events queued for a writer, at most (one request is always let in when none is queued).
-# At ~1,500 events/s this is under 7 s of waiting; more is shed, not buffered.
 
 
 class GroupCommitter:
@@ -45,6 +43,8 @@ class GroupCommitter:
         max_queued: int = 10_000,
     ) -> None:
         self.pool, self.max_events = pool, max_events
+        # Events queued for a writer, at most (TASKHOOK_INGEST_QUEUE_EVENTS); one request is
+        # always let in when none is queued, and past the bound a request is shed at once.
         self.max_queued = max_queued
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
         self.queued_events = 0  # events in self.queue

@@ -1,6 +1,6 @@
 """v2 batch rules: create, the lifecycle (finalize, pause, resume, cancel) and metadata.
 
-Statuses (reference/scale-api-v2.md §5): a batch starts `staging` (`staging_batch: true`)
+Statuses, as Scale's v2 API has them: a batch starts `staging` (`staging_batch: true`)
 or `in_progress`; finalize moves staging to in_progress; pause moves in_progress to
 `paused` and resume moves it back; cancel works in any status but completed and cancelled
 and is final, and the batch's queued tasks (pending, work not started) become canceled. An

@@ -1,5 +1,5 @@
 """v2 task rules: create a chat task, set metadata, present rows with `expand`, and find an
-annotation. Like taskhook/tasks.py, every function takes the caller's Principal, so one
+annotation. Like taskhook/core/tasks.py, every function takes the caller's Principal, so one
 account and one world is all it can touch, and writes run in the caller's transaction."""
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ async def create_chat_task(
     conn: asyncpg.Connection, who: Principal, body: CreateChatTaskRequest, settings: Settings
 ) -> Row:
     """Validate everything, then write one row. A test key's task completes at once with a
-    synthetic thread and calls back, as every test-key task does (SPEC §8)."""
+    synthetic thread and calls back, as every test-key task does."""
     metadata = check_metadata(body.metadata or {})
     template_variables = body.template_variables or {}
     callback_url = body.callback_url or who.default_callback_url

@@ -1,10 +1,11 @@
-"""The Tasks tab (seed 003, issue 9): server-rendered HTML pages where an account signs in
-with its API key, filters, inspects, exports and audits its tasks, and sees every callback
-attempt. Served by the receiver; no CDN, the page works offline.
+"""The Tasks tab: server-rendered HTML pages where an account signs in with its API key,
+filters, inspects, exports and audits its tasks, and sees every callback attempt. Served
+by the receiver; no CDN, the page works offline.
 
 routes.py    the page handlers        sessions.py  sign-in sessions, cookies and CSRF
 filters.py   the list's URL filters   render.py    Jinja2, markdown, formatting
-store.py     the pages' queries (named queries of taskhook/queries.sql, `web_` section)
+
+The pages' queries are in taskhook/core/store/web.py (the `web_` section of queries.sql).
 """
 
 from __future__ import annotations

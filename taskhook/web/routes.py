@@ -1,7 +1,7 @@
-"""Handlers of the Tasks tab pages (seed 003): sign-in, the task list with its filters and
+"""Handlers of the Tasks tab pages: sign-in, the task list with its filters and
 export, the task detail with its callback timeline, audit and resend.
 
-Every task change goes through taskhook/tasks.py, exactly as the API does, so an audit
+Every task change goes through taskhook/core/tasks.py, exactly as the API does, so an audit
 from the page sends the same callback as POST /v1/task/{id}/audit.
 """
 

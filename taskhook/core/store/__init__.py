@@ -37,7 +37,7 @@ async def generic_plans_transaction(conn: asyncpg.Connection) -> AsyncIterator[N
     """A transaction whose statements reuse one generic plan each, for the batch statements
     of ingest (arrays unnested into rows). Under `auto`, a batch of one or two rows keeps
     its custom plan cheaper than the generic one's estimate (ten rows per array), so at low
-    rates every group was planned anew: a third of PostgreSQL's CPU at 250 events/s.
+    rates every group would be planned anew, a large share of PostgreSQL's CPU.
     asyncpg's transaction() cannot carry the SET, and a SET of its own costs a round trip.
     Inside, conn.transaction() raises (asyncpg refuses it in a manual transaction) rather
     than commit early; on a failure the transaction is rolled back, or by the pool on
@@ -661,7 +661,7 @@ PRUNE_BATCHES = 200
 
 
 async def prune(conn: Conn, retention_days: int) -> None:
-    """Retention (SPEC §5): idempotency keys after 24 h, history after retention_days;
+    """Retention: idempotency keys after 24 h, history after retention_days;
     expired Tasks tab sessions."""
     await conn.execute(queries["prune_idempotency_keys"])
     await conn.execute(queries["prune_web_sessions"])

@@ -202,7 +202,7 @@ SELECT * FROM tasks WHERE account_id = $1 AND is_test = $2 AND id = $3;
 SELECT * FROM tasks WHERE account_id = $1 AND is_test = $2 AND id = $3 FOR UPDATE;
 
 -- name: list_tasks
--- Keyset paging, newest first: ($16, $17) is the (created_at, id) of the last row of
+-- Keyset paging, newest first: ($18, $19) is the (created_at, id) of the last row of
 -- the previous page. Every filter is optional; tags must all be present.
 SELECT * FROM tasks
 WHERE account_id = $1 AND is_test = $2
@@ -312,7 +312,7 @@ DELETE FROM idempotency_keys WHERE account_id = $1 AND is_test = $2 AND key = $3
 -- name: prune_idempotency_keys
 DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours';
 
--- ===== event ingest (SPEC §3) =====
+-- ===== event ingest =====
 
 -- name: lock_tasks_and_claim_events
 -- The first statement of an ingest group: see the function taskhook_lock_and_claim in
@@ -330,8 +330,8 @@ UPDATE tasks SET work_started = true, updated_at = clock_timestamp() WHERE id = 
 
 -- name: mark_completed
 -- A completion after an earlier one (a recall in between) is a redo. completed_at keeps
--- the first completion and updated_at moves on, as seed 000 describes ("a task can be
--- redone, and updated after its completion").
+-- the first completion and updated_at moves on, as Scale's task
+-- reference describes ("a task can be redone, and updated after its completion").
 UPDATE tasks
 SET status = 'completed', response = $2, completed_at = coalesce(completed_at, $3),
     updated_at = clock_timestamp(),
@@ -383,7 +383,7 @@ SET prior_responses = coalesce(prior_responses, '[]'::jsonb) || jsonb_build_arra
 WHERE id = $1
 RETURNING *;
 
--- ===== callback delivery (SPEC §4) =====
+-- ===== callback delivery =====
 
 -- name: enqueue_deliveries
 -- Enqueues many callbacks in one statement, in input order (ids ascend with it). A new
@@ -397,7 +397,7 @@ RETURNING *;
 WITH u AS (
     -- Each callback's delivery id is drawn here, in input order, so that the delivery and
     -- its body are inserted from the same rows: no join between them, which without hash
-    -- joins (db.PINNED_PLANS) would compare every pair of a 1,000-event group.
+    -- joins (db.PINNED_PLANS) would compare every pair of rows of a large group.
     SELECT s.*, nextval('deliveries_id_seq') AS id
     FROM (SELECT *
           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
@@ -654,7 +654,7 @@ WHERE event_id = ANY (ARRAY(SELECT event_id FROM ingested_events
                             WHERE received_at < now() - make_interval(days => $1)
                             ORDER BY received_at LIMIT $2));
 
--- ===== v2 API (issue 8; reference/scale-api-v2.md). Called from taskhook/v2/store.py =====
+-- ===== v2 API. Called from taskhook/core/store/v2.py =====
 -- v2 names projects and batches by public_id; tasks keep the names (as v1 does) and the
 -- reads join to show the ids. $1, $2 are always the caller's account and world.
 
@@ -860,7 +860,7 @@ WHERE t.account_id = $1 AND t.is_test = $2 AND t.project = $3
   AND ($6::timestamptz IS NULL OR t.completed_at > $6)
   AND ($7::timestamptz IS NULL OR t.completed_at < $7);
 
--- ===== Tasks tab (issue 9). Called from taskhook/web/store.py ================================
+-- ===== Tasks tab. Called from taskhook/core/store/web.py =====
 
 -- name: web_insert_session
 -- Sign-in: a session for a valid (unrevoked) key, in that key's account and world; no row

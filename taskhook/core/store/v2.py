@@ -1,5 +1,5 @@
-"""Data access of the v2 API: every statement is a named query of taskhook/queries.sql (the
-`v2_` section), as in taskhook/store.py, which v2 also uses for what v1 already does."""
+"""Data access of the v2 API: every statement is a named query of queries.sql (the `v2_`
+section), as in taskhook/core/store/__init__.py, which v2 also uses for what v1 does."""
 
 from __future__ import annotations
 

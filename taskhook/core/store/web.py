@@ -1,5 +1,5 @@
-"""Data access of the Tasks tab: named queries of taskhook/queries.sql (the `web_` section),
-as in taskhook/store.py, which the pages also use for what the API already does."""
+"""Data access of the Tasks tab: named queries of queries.sql (the `web_` section), as in
+taskhook/core/store/__init__.py, which the pages also use for what the API already does."""
 
 from __future__ import annotations
 
