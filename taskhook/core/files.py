@@ -32,6 +32,7 @@ from taskhook.core.errors import ApiError, BadRequest
 from taskhook.core.principal import Principal
 from taskhook.core.serialize import iso
 from taskhook.core.settings import Settings
+from taskhook.core.store import Connection
 from taskhook.core.targets import PRIVATE_HINT, TargetRefused, VettingResolver, check_url, refused
 
 CHUNK_BYTES = 64 * 1024
@@ -109,7 +110,7 @@ def discard(received: Received) -> None:
 
 
 async def commit(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     p: Principal,
     settings: Settings,
     received: Received,

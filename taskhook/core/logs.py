@@ -96,13 +96,15 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(levelno),
         cache_logger_on_first_use=True,
     )
+    # The console renderer formats exceptions itself; a JSON line carries them as a dict.
+    tracebacks: Any = _identity if use_console else _tracebacks
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                _tracebacks if not use_console else _identity,
+                tracebacks,
                 renderer,
             ],
         )

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from taskhook.core import store
 from taskhook.core.delivery import Claimed
 from taskhook.core.settings import Settings
+from taskhook.core.store import Connection
 
 FILE_NAME = "secret_key"
 # What a ciphertext is (its associated data, with the account id).
@@ -103,7 +104,7 @@ def load_or_create(settings: Settings) -> SecretBox:
     return SecretBox(parse_key(path.read_text()))
 
 
-async def bind(conn: asyncpg.Connection, box: SecretBox) -> None:
+async def bind(conn: Connection, box: SecretBox) -> None:
     """Check the key against the database's (recording it the first time), and encrypt the
     plaintext secret columns of a database made before secrets were encrypted."""
     async with conn.transaction():
@@ -116,7 +117,7 @@ async def bind(conn: asyncpg.Connection, box: SecretBox) -> None:
         await _encrypt_legacy_secrets(conn, box)
 
 
-async def _encrypt_legacy_secrets(conn: asyncpg.Connection, box: SecretBox) -> None:
+async def _encrypt_legacy_secrets(conn: Connection, box: SecretBox) -> None:
     """A database from before secrets were encrypted: encrypt them, drop the plaintext."""
     rows = await store.plaintext_secrets(conn)
     if rows is None:

@@ -19,6 +19,7 @@ from taskhook.core.models import AuditRequest, TaskCreate
 from taskhook.core.principal import Principal
 from taskhook.core.serialize import iso
 from taskhook.core.settings import Settings
+from taskhook.core.store import Connection
 from taskhook.core.targets import TargetRefused, check_url
 from taskhook.core.tasktypes import TASK_TYPES, check_required, synthetic_response
 from taskhook.core.validation import check_metadata, check_unique_id, normalize_tags, parse_model
@@ -51,7 +52,7 @@ def check_callback_url(url: str, settings: Settings, where: str = "callback_url"
 
 
 async def _resolve_project(
-    conn: asyncpg.Connection, p: Principal, body: TaskCreate
+    conn: Connection, p: Principal, body: TaskCreate
 ) -> tuple[asyncpg.Record | None, str | None]:
     """A task names an existing project, or a batch that implies one, or neither: as on
     Scale, a task need not belong to a project."""
@@ -85,7 +86,7 @@ def _project_defaults(project: asyncpg.Record | None) -> tuple[dict[str, Any], i
 
 
 async def create_task(
-    conn: asyncpg.Connection, p: Principal, task_type: str, data: Any, settings: Settings
+    conn: Connection, p: Principal, task_type: str, data: Any, settings: Settings
 ) -> asyncpg.Record:
     """Validate everything first, then write one row: a bad request writes nothing."""
     if task_type not in TASK_TYPES:
@@ -131,7 +132,7 @@ async def create_task(
     return row
 
 
-async def locked_task(conn: asyncpg.Connection, p: Principal, task_id: str) -> asyncpg.Record:
+async def locked_task(conn: Connection, p: Principal, task_id: str) -> asyncpg.Record:
     row = await store.lock_task(conn, p, task_id)
     if row is None:
         raise NotFound(TASK_NOT_FOUND)
@@ -146,7 +147,7 @@ async def get_task(conn: Any, p: Principal, task_id: str) -> asyncpg.Record:
 
 
 async def cancel_task(
-    conn: asyncpg.Connection, p: Principal, task_id: str, clear_unique_id: bool
+    conn: Connection, p: Principal, task_id: str, clear_unique_id: bool
 ) -> asyncpg.Record:
     """Pending and not started, or already canceled (idempotent): 200. Otherwise 400."""
     task = await locked_task(conn, p, task_id)
@@ -161,7 +162,7 @@ async def cancel_task(
 
 
 async def audit_task(
-    conn: asyncpg.Connection, p: Principal, task_id: str, body: AuditRequest
+    conn: Connection, p: Principal, task_id: str, body: AuditRequest
 ) -> asyncpg.Record:
     """Accept, reject, or fix (accepted with a corrected response) a completed task."""
     task = await locked_task(conn, p, task_id)
@@ -184,14 +185,14 @@ async def audit_task(
         row = await store.mark_fixed(conn, task_id, body.response, body.comments, audit)
         await callbacks.trigger(conn, row, "fixed", p.default_callback_url)
         return row
-    row = await store.record_audit(conn, p, task_id, result, body.comments, audit)
-    assert row is not None
-    await callbacks.trigger(conn, row, "audit", p.default_callback_url)
-    return row
+    audited = await store.record_audit(conn, p, task_id, result, body.comments, audit)
+    assert audited is not None
+    await callbacks.trigger(conn, audited, "audit", p.default_callback_url)
+    return audited
 
 
 async def resend_callback(
-    conn: asyncpg.Connection, p: Principal, task_id: str
+    conn: Connection, p: Principal, task_id: str
 ) -> tuple[asyncpg.Record, int]:
     """Enqueue the task's latest callback body again, as a new delivery (new webhook-id);
     returns the task and the delivery id. POST /v1/task/{id}/callbacks/resend and the
@@ -209,7 +210,7 @@ async def resend_callback(
 
 
 async def set_unique_id(
-    conn: asyncpg.Connection, p: Principal, task_id: str, unique_id: str | None
+    conn: Connection, p: Principal, task_id: str, unique_id: str | None
 ) -> asyncpg.Record:
     await locked_task(conn, p, task_id)
     if unique_id is not None:
@@ -219,9 +220,7 @@ async def set_unique_id(
     return row
 
 
-async def set_metadata(
-    conn: asyncpg.Connection, p: Principal, task_id: str, data: Any
-) -> asyncpg.Record:
+async def set_metadata(conn: Connection, p: Principal, task_id: str, data: Any) -> asyncpg.Record:
     metadata = check_metadata(data, "body")
     row = await store.set_metadata(conn, p, task_id, metadata)
     if row is None:
@@ -230,7 +229,7 @@ async def set_metadata(
 
 
 async def change_tags(
-    conn: asyncpg.Connection, p: Principal, task_id: str, data: Any, mode: str
+    conn: Connection, p: Principal, task_id: str, data: Any, mode: str
 ) -> asyncpg.Record:
     """mode 'set' replaces, 'add' appends new ones, 'delete' removes the given ones."""
     given = normalize_tags(data, "body") if mode != "delete" else _tag_list(data)

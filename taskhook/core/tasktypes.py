@@ -146,7 +146,8 @@ def synthetic_response(task_type: str, params: dict[str, Any]) -> dict[str, Any]
             "labelMapping": {label: {"color": "#ff0000", "index": 1}},
         }
     if task_type == "namedentityrecognition":
-        text = params.get("text") if isinstance(params.get("text"), str) else ""
+        given = params.get("text")
+        text = given if isinstance(given, str) else ""
         return {
             "annotations": [
                 {

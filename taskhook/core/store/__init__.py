@@ -9,31 +9,50 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from taskhook.core.delivery import AttemptResult, Claimed
 from taskhook.core.errors import Conflict
 from taskhook.core.principal import Principal
 from taskhook.core.store.queries import queries
 
-Conn = asyncpg.Connection | asyncpg.Pool
+# A connection opened directly, or one the pool lends: the same methods to this code.
+Connection = asyncpg.Connection | PoolConnectionProxy
+Conn = Connection | asyncpg.Pool
 Row = asyncpg.Record
 
 
-async def run_filtered(conn: Conn, method: str, query: str, *args: Any) -> Any:
-    """Run a filter query (`$n IS NULL OR col = $n`) with a plan made for its actual
-    parameters. Sessions let PostgreSQL reuse generic plans, which spares the hot paths
-    (ingest, claims, outcomes) planning their statements anew each time; but a generic plan
-    of a filter query cannot use the index of the filter given, so these plan every time."""
+@contextlib.asynccontextmanager
+async def _custom_plans(conn: Conn) -> AsyncIterator[Connection]:
+    """A transaction whose statements are planned for their actual parameters, for filter
+    queries (`$n IS NULL OR col = $n`). Sessions let PostgreSQL reuse generic plans, which
+    spares the hot paths (ingest, claims, outcomes) planning their statements anew each
+    time; but a generic plan of a filter query cannot use the index of the filter given."""
     async with contextlib.AsyncExitStack() as stack:
         if isinstance(conn, asyncpg.Pool):
             conn = await stack.enter_async_context(conn.acquire())
         await stack.enter_async_context(conn.transaction())
         await conn.execute(queries["custom_plans"])
-        return await getattr(conn, method)(query, *args)
+        yield conn
+
+
+async def fetch_filtered(conn: Conn, query: str, *args: Any) -> list[Row]:
+    async with _custom_plans(conn) as c:
+        return await c.fetch(query, *args)
+
+
+async def fetchrow_filtered(conn: Conn, query: str, *args: Any) -> Row | None:
+    async with _custom_plans(conn) as c:
+        return await c.fetchrow(query, *args)
+
+
+async def fetchval_filtered(conn: Conn, query: str, *args: Any) -> Any:
+    async with _custom_plans(conn) as c:
+        return await c.fetchval(query, *args)
 
 
 @contextlib.asynccontextmanager
-async def generic_plans_transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+async def generic_plans_transaction(conn: Connection) -> AsyncIterator[None]:
     """A transaction whose statements reuse one generic plan each, for the batch statements
     of ingest (arrays unnested into rows). Under `auto`, a batch of one or two rows keeps
     its custom plan cheaper than the generic one's estimate (ten rows per array), so at low
@@ -106,13 +125,13 @@ async def count_accounts(conn: Conn) -> int:
 
 
 async def insert_account(
-    conn: asyncpg.Connection, account_id: str, name: str, auth_key_enc: bytes, secret_enc: bytes
+    conn: Connection, account_id: str, name: str, auth_key_enc: bytes, secret_enc: bytes
 ) -> None:
     await conn.execute(queries["insert_account"], account_id, name, auth_key_enc, secret_enc)
 
 
 async def insert_api_key(
-    conn: asyncpg.Connection, key_hash: bytes, account_id: str, is_test: bool, prefix: str
+    conn: Connection, key_hash: bytes, account_id: str, is_test: bool, prefix: str
 ) -> None:
     await conn.execute(queries["insert_api_key"], key_hash, account_id, is_test, prefix)
 
@@ -125,7 +144,7 @@ async def claim_secret_key_check(conn: Conn, check: bytes) -> bytes:
     return bytes(await conn.fetchval(queries["claim_secret_key_check"], check))
 
 
-async def plaintext_secrets(conn: asyncpg.Connection) -> list[Row] | None:
+async def plaintext_secrets(conn: Connection) -> list[Row] | None:
     """The accounts' plaintext secrets of a database from before secrets were encrypted;
     None when the plaintext columns are gone."""
     if not await conn.fetchval(queries["has_plaintext_secrets"]):
@@ -134,14 +153,14 @@ async def plaintext_secrets(conn: asyncpg.Connection) -> list[Row] | None:
 
 
 async def store_encrypted_secrets(
-    conn: asyncpg.Connection, account_id: str, auth_key_enc: bytes, signing_secret_enc: bytes
+    conn: Connection, account_id: str, auth_key_enc: bytes, signing_secret_enc: bytes
 ) -> None:
     await conn.execute(
         queries["store_encrypted_secrets"], account_id, auth_key_enc, signing_secret_enc
     )
 
 
-async def drop_plaintext_secrets(conn: asyncpg.Connection) -> None:
+async def drop_plaintext_secrets(conn: Connection) -> None:
     await conn.execute(queries["drop_plaintext_secrets"])
 
 
@@ -244,9 +263,8 @@ async def list_batches(
     limit: int,
     offset: int,
 ) -> list[Row]:
-    return await run_filtered(
+    return await fetch_filtered(
         conn,
-        "fetch",
         queries["list_batches"],
         *_who(p),
         project,
@@ -281,7 +299,7 @@ async def _raise_unique_id_conflict(conn: Conn, p: Principal, unique_id: str) ->
     raise unique_id_conflict(unique_id, other or "unknown")
 
 
-async def insert_task(conn: asyncpg.Connection, p: Principal, values: dict[str, Any]) -> Row:
+async def insert_task(conn: Connection, p: Principal, values: dict[str, Any]) -> Row:
     """Insert a task; a taken unique_id becomes Scale's 409 (savepoint keeps the tx usable)."""
     try:
         async with conn.transaction():
@@ -315,7 +333,7 @@ async def get_task(conn: Conn, p: Principal, task_id: str) -> Row | None:
     return await conn.fetchrow(queries["get_task"], *_who(p), task_id)
 
 
-async def lock_task(conn: asyncpg.Connection, p: Principal, task_id: str) -> Row | None:
+async def lock_task(conn: Connection, p: Principal, task_id: str) -> Row | None:
     return await conn.fetchrow(queries["lock_task"], *_who(p), task_id)
 
 
@@ -323,15 +341,13 @@ async def list_tasks(
     conn: Conn, p: Principal, filters: TaskFilters, after: tuple[datetime, str] | None, limit: int
 ) -> list[Row]:
     cursor_at, cursor_id = after if after else (None, None)
-    return await run_filtered(
-        conn, "fetch", queries["list_tasks"], *_who(p), *filters.args(), cursor_at, cursor_id, limit
+    return await fetch_filtered(
+        conn, queries["list_tasks"], *_who(p), *filters.args(), cursor_at, cursor_id, limit
     )
 
 
 async def count_tasks(conn: Conn, p: Principal, filters: TaskFilters) -> int:
-    return int(
-        await run_filtered(conn, "fetchval", queries["count_tasks"], *_who(p), *filters.args())
-    )
+    return int(await fetchval_filtered(conn, queries["count_tasks"], *_who(p), *filters.args()))
 
 
 async def cancel_task(conn: Conn, p: Principal, task_id: str, clear_unique_id: bool) -> Row:
@@ -341,7 +357,7 @@ async def cancel_task(conn: Conn, p: Principal, task_id: str, clear_unique_id: b
 
 
 async def set_unique_id(
-    conn: asyncpg.Connection, p: Principal, task_id: str, unique_id: str | None
+    conn: Connection, p: Principal, task_id: str, unique_id: str | None
 ) -> Row | None:
     try:
         async with conn.transaction():

@@ -2,7 +2,7 @@
 -- callers write queries["name"]. Parameters are asyncpg $n placeholders only.
 
 -- name: custom_plans
--- See store.run_filtered: this transaction plans each statement for its parameters.
+-- See store._custom_plans: this transaction plans each statement for its parameters.
 SET LOCAL plan_cache_mode = force_custom_plan;
 
 -- name: begin_generic_plans

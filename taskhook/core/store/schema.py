@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 
 from taskhook.core.logs import get_logger
+from taskhook.core.store import Connection
 from taskhook.core.store.queries import queries
 
 log = get_logger("taskhook.db")
@@ -61,7 +62,7 @@ def digest() -> str:
     return h.hexdigest()
 
 
-async def migrate(conn: asyncpg.Connection) -> None:
+async def migrate(conn: Connection) -> None:
     """Bring the database to schema.sql's shape, unless it has it already (then nothing is
     locked). A deadlock with the running processes' statements (DDL locks tables they use)
     is retried: the transaction rolls back whole, and the deadlock's other side goes on."""
@@ -85,7 +86,7 @@ async def migrate(conn: asyncpg.Connection) -> None:
     log.info("schema.applied", digest=current[:12])
 
 
-async def _apply(conn: asyncpg.Connection) -> None:
+async def _apply(conn: Connection) -> None:
     every = migrations()
     if not await conn.fetchval(queries["schema_exists"]):
         await conn.execute(schema_path().read_text())
@@ -99,7 +100,7 @@ async def _apply(conn: asyncpg.Connection) -> None:
     await conn.executemany(queries["record_migration"], [(m.version, m.name) for m in pending])
 
 
-async def _applied_versions(conn: asyncpg.Connection) -> set[int]:
+async def _applied_versions(conn: Connection) -> set[int]:
     """None recorded before migration 002: the database was made by the idempotent script
     that is now migration 001, and every migration from 001 on applies."""
     if not await conn.fetchval(queries["migrations_recorded"]):
@@ -107,7 +108,7 @@ async def _applied_versions(conn: asyncpg.Connection) -> set[int]:
     return {row["version"] for row in await conn.fetch(queries["applied_migrations"])}
 
 
-async def _applied_digest(conn: asyncpg.Connection) -> str | None:
+async def _applied_digest(conn: Connection) -> str | None:
     """The digest recorded by the last migrate; None before the first (no table yet)."""
     try:
         async with conn.transaction():  # a missing table must not abort an outer transaction

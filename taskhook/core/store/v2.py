@@ -8,10 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from taskhook.core.principal import Principal
-from taskhook.core.store import Conn, Row, run_filtered
+from taskhook.core.store import (
+    Conn,
+    Connection,
+    Row,
+    fetch_filtered,
+    fetchrow_filtered,
+    fetchval_filtered,
+)
 from taskhook.core.store.queries import queries
 
 Cursor = tuple[datetime, str] | None
@@ -32,9 +37,7 @@ async def find_project(
     conn: Conn, p: Principal, public_id: str | None, name: str | None
 ) -> Row | None:
     assert public_id is not None or name is not None
-    return await run_filtered(
-        conn, "fetchrow", queries["v2_find_project"], *_who(p), public_id, name
-    )
+    return await fetchrow_filtered(conn, queries["v2_find_project"], *_who(p), public_id, name)
 
 
 async def list_projects(
@@ -45,8 +48,8 @@ async def list_projects(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
 ) -> list[Row]:
-    return await run_filtered(
-        conn, "fetch", queries["v2_list_projects"], *_who(p), ids, created_after, created_before
+    return await fetch_filtered(
+        conn, queries["v2_list_projects"], *_who(p), ids, created_after, created_before
     )
 
 
@@ -70,9 +73,8 @@ class BatchFilters:
 async def list_batches(
     conn: Conn, p: Principal, f: BatchFilters, after: Cursor = None, limit: int = 100
 ) -> list[Row]:
-    return await run_filtered(
+    return await fetch_filtered(
         conn,
-        "fetch",
         queries["v2_list_batches"],
         *_who(p),
         f.ids,
@@ -88,7 +90,7 @@ async def list_batches(
     )
 
 
-async def lock_batch(conn: asyncpg.Connection, p: Principal, public_id: str) -> Row | None:
+async def lock_batch(conn: Connection, p: Principal, public_id: str) -> Row | None:
     return await conn.fetchrow(queries["v2_lock_batch"], *_who(p), public_id)
 
 
@@ -127,9 +129,8 @@ class TaskFilters:
 async def list_tasks(
     conn: Conn, p: Principal, f: TaskFilters, after: Cursor, limit: int
 ) -> list[Row]:
-    return await run_filtered(
+    return await fetch_filtered(
         conn,
-        "fetch",
         queries["v2_list_tasks"],
         *_who(p),
         f.project,
@@ -164,7 +165,7 @@ async def index_annotations(conn: Conn, rows: list[tuple[str, bool, str, str]]) 
 
 
 async def deliver_task(
-    conn: asyncpg.Connection, task_id: str, delivery_name: str, new_id: str, at: datetime
+    conn: Connection, task_id: str, delivery_name: str, new_id: str, at: datetime
 ) -> Row:
     """Add a task to its project's delivery of that name (made now if new); returns the task."""
     owner = await conn.fetchrow(queries["v2_task_project"], task_id)
@@ -199,9 +200,8 @@ async def list_deliveries(
     delivered_after: datetime | None = None,
     delivered_before: datetime | None = None,
 ) -> list[Row]:
-    return await run_filtered(
+    return await fetch_filtered(
         conn,
-        "fetch",
         queries["v2_list_deliveries"],
         *_who(p),
         delivery_id,
@@ -215,9 +215,8 @@ async def list_deliveries(
 async def delivery_task_page(
     conn: Conn, p: Principal, delivery_id: str, after: Cursor, limit: int
 ) -> list[Row]:
-    return await run_filtered(
+    return await fetch_filtered(
         conn,
-        "fetch",
         queries["v2_delivery_task_page"],
         *_who(p),
         delivery_id,
@@ -249,16 +248,14 @@ class DeliveredFilters:
 async def delivered_responses(
     conn: Conn, p: Principal, f: DeliveredFilters, after: Cursor, limit: int
 ) -> list[Row]:
-    return await run_filtered(
-        conn, "fetch", queries["v2_delivered_responses"], *_who(p), *f.args(), *_after(after), limit
+    return await fetch_filtered(
+        conn, queries["v2_delivered_responses"], *_who(p), *f.args(), *_after(after), limit
     )
 
 
 async def count_delivered_responses(conn: Conn, p: Principal, f: DeliveredFilters) -> int:
     return int(
-        await run_filtered(
-            conn, "fetchval", queries["v2_count_delivered_responses"], *_who(p), *f.args()
-        )
+        await fetchval_filtered(conn, queries["v2_count_delivered_responses"], *_who(p), *f.args())
     )
 
 
@@ -278,9 +275,8 @@ async def dataset_deliveries(
     delivered_after: datetime | None = None,
     delivered_before: datetime | None = None,
 ) -> list[Row]:
-    return await run_filtered(
+    return await fetch_filtered(
         conn,
-        "fetch",
         queries["v2_dataset_deliveries"],
         *_who(p),
         dataset_id,
@@ -302,9 +298,8 @@ class DatasetTaskFilters:
 async def dataset_tasks(
     conn: Conn, p: Principal, f: DatasetTaskFilters, after: Cursor, limit: int
 ) -> list[Row]:
-    return await run_filtered(
+    return await fetch_filtered(
         conn,
-        "fetch",
         queries["v2_dataset_tasks"],
         *_who(p),
         f.dataset_id,
