@@ -145,7 +145,7 @@ def ingest_secret() -> str:
 @pytest.fixture
 async def base_url(aiohttp_server: Any, settings: Settings, pool: asyncpg.Pool) -> str:
     """The real receiver, listening on 127.0.0.1, sharing the test's pool."""
-    app = create_app(settings, pool=pool, ingest_secret=INGEST_SECRET)
+    app = create_app(settings, pool=pool, ingest_secret=INGEST_SECRET, validate_replies=True)
     server = await aiohttp_server(app, host="127.0.0.1")
     return f"http://127.0.0.1:{server.port}"
 

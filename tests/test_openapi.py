@@ -31,6 +31,7 @@ import asyncpg
 import pytest
 import requests
 import schemathesis
+from aiohttp import web
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate as validate_openapi
@@ -44,10 +45,13 @@ from schemathesis.specs.openapi.checks import (
 )
 from standardwebhooks.webhooks import Webhook
 
+from taskhook.core.replies import Health
 from taskhook.core.settings import Settings
 from taskhook.core.tasktypes import TASK_TYPES
+from taskhook.receiver import routes
 from taskhook.receiver.app import create_app
-from taskhook.receiver.openapi import build_document, is_api_route
+from taskhook.receiver.keys import VALIDATE_REPLIES
+from taskhook.receiver.openapi import APIS, build_document, is_api_route
 from tests.conftest import INGEST_SECRET, Api, snapshot
 from tests.test_bad_input import assert_error, raw_http
 
@@ -150,6 +154,34 @@ def test_every_operation_documents_its_errors() -> None:
         ("http", "basic"),
         ("http", "bearer"),
     }
+
+
+def test_every_operation_is_declared_once() -> None:
+    """The document comes from the declarations: one per (method, path), each with a reply."""
+    declared = [(op.method, op.path) for each in APIS for op in each.ops]
+    assert len(declared) == len(set(declared))
+    for each in APIS:
+        for op in each.ops:
+            assert op.reply is not None or op.redirect, f"{op.method} {op.path}"
+
+
+@pytest.mark.parametrize("checked", [True, False])
+async def test_replies_are_checked_against_their_type_when_asked(
+    aiohttp_client: Any, checked: bool
+) -> None:
+    """The tests' app checks every 200 reply against its declared type; production not."""
+    api = routes.Api("t", public=True)
+
+    @api.get("/t", "t", Health)
+    async def off_type(_request: web.Request) -> dict[str, str]:
+        return {"status": "not ok"}
+
+    app = web.Application()
+    app[VALIDATE_REPLIES] = checked
+    app.router.add_routes(api.routes)
+    client = await aiohttp_client(app)
+    async with client.get("/t") as resp:
+        assert resp.status == (500 if checked else 200)
 
 
 # --- what the fuzz found (kept as plain regression tests) ------------------------------------

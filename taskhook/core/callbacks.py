@@ -13,7 +13,7 @@ import asyncpg
 
 from taskhook.core import ids, store
 from taskhook.core.db import json_text
-from taskhook.core.serialize import task_json
+from taskhook.core.serialize import task_fields
 from taskhook.core.store import Connection
 
 # Triggers after which Scale adds the review fields to the callback body.
@@ -53,7 +53,7 @@ def prepare(
     if not target:
         return None
     if body is None:
-        task = task_json(row)
+        task = task_fields(row)
         task.pop("callback_succeeded", None)
         body = callback_body(task, trigger)
     return store.NewDelivery(

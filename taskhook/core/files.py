@@ -30,6 +30,7 @@ from yarl import URL
 from taskhook.core import store
 from taskhook.core.errors import ApiError, BadRequest
 from taskhook.core.principal import Principal
+from taskhook.core.replies import File, built
 from taskhook.core.serialize import iso
 from taskhook.core.settings import Settings
 from taskhook.core.store import Connection
@@ -161,21 +162,24 @@ def content_path(settings: Settings, file_id: str) -> Path:
     return settings.files_folder / file_id
 
 
-def file_json(row: asyncpg.Record, base_url: str) -> dict[str, Any]:
+def file_json(row: asyncpg.Record, base_url: str) -> File:
     """A file as upload and import return it: what the SDK's File reads (id,
     attachment_url) and what Scale's file object carries besides."""
-    return {
-        "id": row["id"],
-        "attachment_url": f"{base_url}/files/{row['id']}/{row['token']}",
-        "display_name": row["display_name"],
-        "project_name": row["project_name"],
-        "reference_id": row["reference_id"],
-        "metadata": row["metadata"],
-        "mimetype": row["mimetype"],
-        "size": row["size"],
-        "sha256": row["sha256"],
-        "created_at": iso(row["created_at"]),
-    }
+    return built(
+        File,
+        {
+            "id": row["id"],
+            "attachment_url": f"{base_url}/files/{row['id']}/{row['token']}",
+            "display_name": row["display_name"],
+            "project_name": row["project_name"],
+            "reference_id": row["reference_id"],
+            "metadata": row["metadata"],
+            "mimetype": row["mimetype"],
+            "size": row["size"],
+            "sha256": row["sha256"],
+            "created_at": iso(row["created_at"]),
+        },
+    )
 
 
 # --- import -------------------------------------------------------------------------------

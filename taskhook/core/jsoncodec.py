@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 
 # A number of 19 digits or more may be an integer orjson would turn into a float. Digits
 # are masked to "0" (bytes.translate: a fraction of a parse) and each run of 19 is looked
@@ -67,10 +68,19 @@ def loads(data: str | bytes) -> Any:
     return json.loads(data) if value is NOT_EXACT else value
 
 
+def _fields(value: Any) -> dict[str, Any]:
+    """A reply model (core/replies.py) as the keys it was given: `built` ones hold
+    exactly those, so their dict is written as it is."""
+    if not isinstance(value, BaseModel):
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    given, fields = value.__pydantic_fields_set__, value.__dict__
+    return fields if len(given) == len(fields) else {k: fields[k] for k in fields if k in given}
+
+
 def dumps_bytes(value: Any) -> bytes:
     """Compact UTF-8 JSON (separators "," and ":", no ASCII escaping), as bytes."""
     try:
-        return orjson.dumps(value)
+        return orjson.dumps(value, default=_fields)
     except TypeError:  # orjson.JSONEncodeError: a big integer, a surrogate, a non-str key
         return _std_dumps(value).encode()
 
@@ -78,10 +88,10 @@ def dumps_bytes(value: Any) -> bytes:
 def dumps(value: Any) -> str:
     """dumps_bytes as text (what asyncpg's codecs and the stdlib-style callers take)."""
     try:
-        return orjson.dumps(value).decode()
+        return orjson.dumps(value, default=_fields).decode()
     except TypeError:
         return _std_dumps(value)
 
 
 def _std_dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_fields)

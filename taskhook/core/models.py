@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from taskhook.core.tasktypes import TASK_TYPES
+from taskhook.core.validation import (
+    EARLIEST_STORED,
+    LATEST_STORED,
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+    MAX_UNIQUE_ID_CHARS,
+)
 
 # Top-level fields of a task create; everything else is a type-specific parameter
 # and is stored in `params`, as Scale does.
@@ -24,22 +33,43 @@ TASK_COMMON_FIELDS = frozenset(
 )
 
 
+# What the document states of rules that validation.py and tasktypes.py enforce (with
+# their own messages), beside the fields they apply to.
+UniqueId = Annotated[
+    str, WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_UNIQUE_ID_CHARS})
+]
+Tag = Annotated[
+    Any,
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": MAX_TAG_CHARS, "pattern": r"\S"}
+    ),
+]
+TaskType = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(TASK_TYPES)})]
+TAGS_NOTE = f"At most {MAX_TAGS} distinct tags; order kept, duplicates ignored."
+METADATA_NOTE = "A JSON object of at most 10 KB (serialized)."
+CALLBACK_NOTE = (
+    "An http(s) URL, or an e-mail address when the server has SMTP configured. A literal "
+    "non-public address is refused unless TASKHOOK_ALLOW_PRIVATE_TARGETS is set."
+)
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
 class TaskCreate(BaseModel):
-    """The common part of `POST /v1/task/{type}`; extra keys become `params`."""
+    """The fields every task type shares. Any other key is a type-specific parameter and is
+    stored in the task's `params`."""
 
     model_config = ConfigDict(strict=True, extra="allow")
 
     project: str | None = Field(None, min_length=1, max_length=200)
     batch: str | None = Field(None, min_length=1, max_length=200)
     instruction: str | None = Field(None, max_length=100_000)
-    callback_url: str | None = Field(None, max_length=2048)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    unique_id: str | None = None
-    tags: list[Any] | None = None
+    callback_url: str | None = Field(None, max_length=2048, description=CALLBACK_NOTE)
+    metadata: dict[str, Any] = Field(default_factory=dict, description=METADATA_NOTE)
+    unique_id: UniqueId | None = None
+    tags: list[Tag] | None = Field(None, description=TAGS_NOTE)
     priority: int | None = Field(None, ge=0, le=100)
     clear_unique_id_on_error: bool = False
 
@@ -57,7 +87,7 @@ class AuditRequest(Strict):
 
 
 class UniqueIdRequest(Strict):
-    unique_id: str
+    unique_id: UniqueId
 
 
 class BatchCreate(BaseModel):
@@ -65,16 +95,16 @@ class BatchCreate(BaseModel):
 
     project: str = Field(min_length=1, max_length=200)
     name: str = Field(min_length=1, max_length=200)
-    callback: str | None = Field("", max_length=2048)
+    callback: str | None = Field("", max_length=2048, description=CALLBACK_NOTE)
     calibration_batch: bool = False
     self_label_batch: bool = False
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = Field(None, description=METADATA_NOTE)
 
 
 class ProjectCreate(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    type: str = Field(min_length=1)
+    type: TaskType = Field(min_length=1)
     name: str = Field(min_length=1, max_length=200)
     params: dict[str, Any] | None = None
     rapid: bool = False
@@ -165,13 +195,68 @@ EventType = Literal[
 ]
 
 
+def _ref(model: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model}"}
+
+
+def _when(types: list[str], then: dict[str, Any], otherwise: list[str]) -> dict[str, Any]:
+    """Event types `types` need `then`; the others may not carry the fields `otherwise`."""
+    rule = {"if": {"properties": {"type": {"enum": types}}, "required": ["type"]}, "then": then}
+    if otherwise:
+        rule["else"] = {"properties": {name: {"type": "null"} for name in otherwise}}
+    return rule
+
+
+def _both(*fields: str) -> dict[str, Any]:
+    return {"required": list(fields), "properties": {f: {"not": {"type": "null"}} for f in fields}}
+
+
+def _listed(field: str, model: str, least: int) -> dict[str, Any]:
+    items = {"type": "array", "items": _ref(model), "minItems": least}
+    return {"required": [field], "properties": {field: items}}
+
+
+def _event_rules(schema: dict[str, Any]) -> None:
+    """What each event type needs and may carry (events.py, events_v2.py): results as
+    `response`, or as v2 `threads` or `sensitive_content_reports` (one form, not two); an
+    error as `error` or v2 `errors`; `task.delivered` names its delivery."""
+    for field, model in (
+        ("threads", "Thread"),
+        ("sensitive_content_reports", "SensitiveContentReport"),
+        ("errors", "ErrorDetail"),
+    ):  # validated with the v2 models at ingest
+        schema["properties"][field]["anyOf"][0]["items"] = _ref(model)
+    response = {"required": ["response"], "properties": {"response": {"type": "object"}}}
+    results = [response, _listed("threads", "Thread", 0)]
+    results.append(_listed("sensitive_content_reports", "SensitiveContentReport", 1))
+    pairs = [_both("response", "threads"), _both("response", "sensitive_content_reports")]
+    pairs.append(_both("threads", "sensitive_content_reports"))
+    error = {"required": ["error"], "properties": {"error": {"type": "string", "minLength": 1}}}
+    errors = [error, _listed("errors", "ErrorDetail", 1)]
+    delivered = {"required": ["delivery_name"], "properties": {"delivery_name": {}}}
+    schema["allOf"] = [
+        _when(
+            ["task.completed", "task.fixed"],
+            {"anyOf": results, "not": {"anyOf": pairs}},
+            ["threads", "sensitive_content_reports"],
+        ),
+        _when(["task.errored"], {"anyOf": errors}, ["errors"]),
+        _when(["task.delivered"], delivered, ["delivery_name"]),
+    ]
+
+
 class Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_event_rules)
 
     event_id: str = Field(min_length=1, max_length=200)
     type: EventType
     task_id: str = Field(min_length=1, max_length=200)
-    occurred_at: datetime | None = Field(None, strict=False)
+    occurred_at: datetime | None = Field(
+        None,
+        strict=False,
+        description="When it happened (default: when it is received); from "
+        f"{EARLIEST_STORED.date()} up to {LATEST_STORED.date()} in UTC.",
+    )
     response: dict[str, Any] | None = None
     error: str | None = Field(None, max_length=10_000)
     attachments: list[Any] | None = None

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from taskhook.core import metrics, store
 from taskhook.core.appkeys import DISPATCHER, POOL, SETTINGS, Heartbeat
+from taskhook.core.replies import Health, Ready, built
 from taskhook.core.responses import error, ok
 from taskhook.core.settings import Settings
 
@@ -25,7 +26,7 @@ STUCK_AFTER = 30.0  # seconds without a loop turn before the dispatcher counts a
 @routes.get("/healthz")
 async def healthz(_request: web.Request) -> web.Response:
     """The process is up and its event loop answers."""
-    return ok({"status": "ok"})
+    return ok(built(Health, {"status": "ok"}))
 
 
 @routes.get("/readyz")
@@ -39,7 +40,7 @@ async def readyz(request: web.Request) -> web.Response:
     dispatcher = request.app.get(DISPATCHER)
     if dispatcher is not None and dispatcher_stuck(dispatcher, request.app[SETTINGS]):
         return error(503, "The dispatcher loop is stuck.", {"Retry-After": "5"})
-    return ok({"status": "ready"})
+    return ok(built(Ready, {"status": "ready"}))
 
 
 def dispatcher_stuck(dispatcher: Heartbeat, settings: Settings) -> bool:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from taskhook.core.replies import Batch, LimitedTask, Project, Task, TaskTemplate, built
+
 
 def iso(ts: datetime | None) -> str | None:
     """Scale's timestamp form: UTC, milliseconds, 'Z' ("2016-06-23T09:09:34.752Z")."""
@@ -31,8 +33,13 @@ _OPTIONAL = (
 )
 
 
-def task_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A task as GET /v1/task/{id} returns it (seed 000 fields, where they apply)."""
+def task_json(row: Mapping[str, Any]) -> Task:
+    """A task as GET /v1/task/{id} returns it."""
+    return built(Task, task_fields(row))
+
+
+def task_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """task_json's keys and values, as a dict to build a callback body from."""
     task: dict[str, Any] = {
         "task_id": row["id"],
         "type": row["type"],
@@ -59,17 +66,23 @@ def task_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return task
 
 
-def limited_task_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def limited_task_json(row: Mapping[str, Any]) -> LimitedTask:
     """`limited_response=true`: only the fields the SDK documents for it."""
-    return {
+    fields = {
         "task_id": row["id"],
         "status": row["status"],
         "metadata": row["metadata"],
         "project": row["project"],
     }
+    return built(LimitedTask, fields)
 
 
-def batch_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def batch_json(row: Mapping[str, Any]) -> Batch:
+    return built(Batch, batch_fields(row))
+
+
+def batch_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """batch_json's keys and values, as a dict (the body of a batch's callback)."""
     return {
         "name": row["name"],
         "project": row["project_name"],
@@ -82,7 +95,7 @@ def batch_json(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def project_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def project_json(row: Mapping[str, Any]) -> Project:
     project = {
         "name": row["name"],
         "type": row["type"],
@@ -93,7 +106,7 @@ def project_json(row: Mapping[str, Any]) -> dict[str, Any]:
     }
     if row["dataset_id"] is not None:
         project["datasetId"] = row["dataset_id"]
-    return project
+    return built(Project, project)
 
 
 # Scale's SDK: "only TextCollection and Chat task types support Task Templates"; the chat
@@ -101,7 +114,7 @@ def project_json(row: Mapping[str, Any]) -> dict[str, Any]:
 TEMPLATE_TYPES = frozenset({"textcollection", "chat", "chatexperimental", "chatlite", "multichat"})
 
 
-def template_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def template_json(row: Mapping[str, Any]) -> TaskTemplate:
     """A project's task template, as get_project_template reads it. taskhook keeps one
     template per project, made of its current params: `template_variables` and
     `response_schema` from them, `version` their version (0 before any params)."""
@@ -117,4 +130,4 @@ def template_json(row: Mapping[str, Any]) -> dict[str, Any]:
     }
     if current.get("response_schema") is not None:
         template["response_schema"] = current["response_schema"]
-    return template
+    return built(TaskTemplate, template)

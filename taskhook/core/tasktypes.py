@@ -8,6 +8,8 @@ defines (its current `params`) count as given.
 
 from __future__ import annotations
 
+import copy
+import itertools
 from typing import Any
 
 from taskhook.core.errors import BadRequest
@@ -163,3 +165,57 @@ def synthetic_response(task_type: str, params: dict[str, Any]) -> dict[str, Any]
     if task_type.startswith("chat") or task_type == "multichat":
         return {"responses": [{"role": "assistant", "content": "test response"}]}
     return {"annotations": {"url": "https://example.invalid/annotations/test.json"}}
+
+
+# Loose shapes of the parameters each task type requires (tasktypes.REQUIRED); the server
+# checks only that they are present and not empty.
+_PARAM_SHAPES: dict[str, dict[str, Any]] = {
+    "attachment": {"type": "string", "minLength": 1, "description": "URL or text to work on."},
+    "attachments": {"type": "array", "minItems": 1},
+    "text": {"type": "string", "minLength": 1},
+    "instruction": {"type": "string", "minLength": 1, "maxLength": 100_000},
+    "categories": {"type": "array", "minItems": 1},
+    "choices": {"type": "array", "minItems": 1},
+    "objects_to_annotate": {"type": "array", "minItems": 1},
+    "geometries": {"type": "object", "minProperties": 1},
+    "labels": {"type": "array", "minItems": 1},
+    "features": {"type": "array", "minItems": 1},
+}
+_NON_EMPTY = {"not": {"enum": [None, "", [], {}]}}
+
+
+def _non_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """The non-null branch of an `X | None` property schema."""
+    branches = [b for b in prop.get("anyOf", [prop]) if b.get("type") != "null"]
+    return dict(branches[0])
+
+
+def create_schema(base: dict[str, Any], task_type: str) -> dict[str, Any]:
+    """The JSON Schema of a create call: TaskCreate's (`base`) plus what `task_type`
+    requires, one name of each group of alternatives (`project` and `batch` are optional)."""
+    schema = copy.deepcopy(base)
+    schema["title"] = f"{task_type} task"
+    schema["description"] = (
+        f"Creates a {task_type} task. {base['description']} Required parameters may also "
+        "come from the project's current params."
+    )
+    required: list[str] = []
+    choices: list[tuple[str, ...]] = []
+    for alternatives in REQUIRED[task_type]:
+        for name in alternatives:
+            schema["properties"][name] = dict(_PARAM_SHAPES.get(name, _NON_EMPTY))
+        if len(alternatives) == 1:
+            required.append(alternatives[0])
+        else:
+            choices.append(alternatives)
+    if required:
+        schema["required"] = required
+    if choices:
+        schema["anyOf"] = [
+            {
+                "required": list(pick),
+                "properties": {name: _non_null(schema["properties"][name]) for name in pick},
+            }
+            for pick in itertools.product(*choices)
+        ]
+    return schema

@@ -15,7 +15,7 @@ from taskhook.core.settings import Settings
 from taskhook.receiver import openapi
 from taskhook.receiver import v2 as v2_api
 from taskhook.receiver.group_commit import GroupCommitter
-from taskhook.receiver.keys import GROUP_COMMIT, INGEST
+from taskhook.receiver.keys import GROUP_COMMIT, INGEST, VALIDATE_REPLIES
 from taskhook.receiver.middleware import auth, errors, request_context, url_text
 from taskhook.receiver.shedding import shed_overload
 from taskhook.receiver.v1 import (
@@ -47,8 +47,8 @@ ROUTES = (
     quality_api.routes,
     teams_api.routes,
     studio_api.routes,
-    v2_api.routes,  # issue 8: Scale's v2 API
-    web_routes.routes,  # issue 9: the Tasks tab's HTML pages (not API; see taskhook/web)
+    v2_api.routes,  # Scale's v2 API
+    web_routes.routes,  # the Tasks tab's HTML pages (not API; see taskhook/web)
 )
 
 
@@ -58,8 +58,10 @@ def create_app(
     pool: asyncpg.Pool | None = None,
     *,
     ingest_secret: str,
+    validate_replies: bool = False,
 ) -> web.Application:
-    """Build the app on a DSN (the app owns its pool) or on a pool the caller owns."""
+    """Build the app on a DSN (the app owns its pool) or on a pool the caller owns.
+    `validate_replies` checks every 200 reply against its declared type (tests set it)."""
     app = web.Application(
         # shed_overload: past capacity, 503 + Retry-After before any auth or database work.
         # page_session: the Tasks tab's pages need a sign-in session (auth skips them).
@@ -75,6 +77,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[INGEST] = Webhook(ingest_secret)
+    app[VALIDATE_REPLIES] = validate_replies
     # The pool opens first and closes last: contexts appended later stop before it.
     app.cleanup_ctx.append(_database(settings, dsn, pool))
     for table in ROUTES:

@@ -24,6 +24,15 @@ from taskhook.core.responses import dumps, error_body
 # A claim not finished within this time is considered abandoned (its holder died).
 IN_FLIGHT_LOCK_SECONDS = 60.0
 MAX_KEY_CHARS = 255
+IDEMPOTENCY_KEY = {  # the header, as the OpenAPI document shows it
+    "name": "Idempotency-Key",
+    "in": "header",
+    "description": "The first reply (errors included) is kept 24 hours per account, world and "
+    "key; a repeat with the same body gets it back (`Idempotent-Replayed: true`) and creates "
+    "nothing; another body with the same key is a 409; a repeat while the first still runs "
+    "is a 429.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS},
+}
 
 Work = Callable[[asyncpg.Connection], Awaitable[Any]]
 

@@ -9,3 +9,5 @@ from taskhook.receiver.group_commit import GroupCommitter
 
 INGEST = web.AppKey("ingest", Webhook)  # verifies POST /v1/events
 GROUP_COMMIT = web.AppKey("group_commit", GroupCommitter)  # shares ingest transactions
+# Tests set it: every 200 JSON reply is validated against its declared type (routes.py).
+VALIDATE_REPLIES = web.AppKey("validate_replies", bool)

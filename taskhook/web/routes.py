@@ -22,7 +22,7 @@ from taskhook.core.errors import ApiError, BadRequest
 from taskhook.core.logs import get_logger
 from taskhook.core.models import AuditRequest
 from taskhook.core.principal import Principal
-from taskhook.core.serialize import task_json
+from taskhook.core.serialize import task_fields, task_json
 from taskhook.core.store import web as web_store
 from taskhook.core.validation import decode_json, parse_model
 from taskhook.web import SESSION, filters, sessions
@@ -271,7 +271,7 @@ async def _detail(
         *await store.task_deliveries(pool, row["id"]),
         *await _batch_deliveries(pool, who, row["batch"]),
     ]
-    task = task_json(row)
+    task = task_fields(row)
     attachment = await _attachment(pool, who, row["params"].get("attachment"))
     return page(
         request,
@@ -339,7 +339,7 @@ async def task_download(request: web.Request) -> web.Response:
             message="There is no task with that ID in this account and world.",
         )
     return web.Response(
-        text=json.dumps(task_json(row), indent=2, ensure_ascii=False) + "\n",
+        text=json.dumps(task_fields(row), indent=2, ensure_ascii=False) + "\n",
         content_type="application/json",
         headers={
             "Content-Disposition": f'attachment; filename="task-{row["id"]}.json"',

@@ -14,18 +14,27 @@ from taskhook.core.appkeys import POOL, SECRET_BOX, SETTINGS, principal
 from taskhook.core.errors import Forbidden
 from taskhook.core.logs import get_logger
 from taskhook.core.models import Strict
+from taskhook.core.replies import Account, RotatedSecret, built
 from taskhook.core.responses import ok
 from taskhook.core.secretbox import SIGNING_SECRET
 from taskhook.core.serialize import iso
 from taskhook.core.tasks import check_callback_url
 from taskhook.core.validation import decode_json, parse_model
+from taskhook.receiver.routes import Api, Body, model_body
 
 log = get_logger("taskhook.account")
-routes = web.RouteTableDef()
+api = Api("account")
+routes = api.routes
+CALLBACK_NOTE = (
+    "An http(s) URL, or an e-mail address when the server has SMTP configured. A literal "
+    "non-public address is refused unless TASKHOOK_ALLOW_PRIVATE_TARGETS is set."
+)
 
 
 class AccountSettings(Strict):
-    default_callback_url: str | None = Field(max_length=2048)
+    default_callback_url: str | None = Field(
+        max_length=2048, description=CALLBACK_NOTE + " null clears the default."
+    )
 
 
 class Rotation(Strict):
@@ -33,12 +42,13 @@ class Rotation(Strict):
     grace_seconds: int = Field(24 * 3600, ge=0, le=MAX_GRACE_SECONDS)
 
 
-def account_json(row: Any) -> dict[str, Any]:
-    return {
+def account_json(row: Any) -> Account:
+    fields = {
         "account_id": row["id"],
         "name": row["name"],
         "default_callback_url": row["default_callback_url"],
     }
+    return built(Account, fields)
 
 
 def live_key_only(request: web.Request) -> None:
@@ -49,17 +59,26 @@ def live_key_only(request: web.Request) -> None:
         raise Forbidden("Account settings and secrets can only be changed with a live API key.")
 
 
-@routes.get("/v1/account")
+def _rotation(raw: bytes) -> Rotation:
+    return parse_model(Rotation, decode_json(raw) if raw.strip() else {})
+
+
+@api.get("/v1/account", "The calling account", Account)
 async def get_account(request: web.Request) -> web.Response:
     row = await store.get_account(request.app[POOL], principal(request).account_id)
     return ok(account_json(row))
 
 
-@routes.post("/v1/account/settings")
-async def set_settings(request: web.Request) -> web.Response:
+@api.post(
+    "/v1/account/settings",
+    "Set the account's default callback URL (live key only)",
+    Account,
+    errors=(403,),
+    guard=live_key_only,
+    body=model_body(AccountSettings, "Used for tasks created without one."),
+)
+async def set_account_settings(request: web.Request, body: AccountSettings) -> web.Response:
     """{"default_callback_url": "https://..." | "ops@example.com" | null}."""
-    live_key_only(request)
-    body = parse_model(AccountSettings, decode_json(await request.read()))
     url = body.default_callback_url or None
     if url is not None:
         check_callback_url(url, request.app[SETTINGS], "default_callback_url")
@@ -69,13 +88,23 @@ async def set_settings(request: web.Request) -> web.Response:
     return ok(account_json(row))
 
 
-@routes.post("/v1/account/signing_secret/rotate")
-async def rotate_signing_secret(request: web.Request) -> web.Response:
+@api.post(
+    "/v1/account/signing_secret/rotate",
+    "A new callback signing secret (shown once; live key only)",
+    RotatedSecret,
+    errors=(403,),
+    guard=live_key_only,
+    body=Body(
+        Rotation,
+        "How long the previous secret keeps signing too (a second signature); no body means "
+        "the default.",
+        _rotation,
+        required=False,
+    ),
+)
+async def rotate_signing_secret(request: web.Request, body: Rotation) -> web.Response:
     """A new signing secret, shown once. Callbacks carry a signature by each secret until
     the grace period ends, so receivers can switch to the new one at their own pace."""
-    live_key_only(request)
-    raw = await request.read()
-    body = parse_model(Rotation, decode_json(raw) if raw.strip() else {})
     who = principal(request)
     secret = new_signing_secret()
     sealed = request.app[SECRET_BOX].seal(secret, who.account_id, SIGNING_SECRET)
@@ -85,4 +114,5 @@ async def rotate_signing_secret(request: web.Request) -> web.Response:
     assert row is not None, "the calling account vanished"
     until = row["old_secret_until"]
     log.info("account.signing_secret_rotated", grace_seconds=body.grace_seconds)
-    return ok({"signing_secret": secret, "previous_secret_valid_until": iso(until)})
+    rotated = {"signing_secret": secret, "previous_secret_valid_until": iso(until)}
+    return ok(built(RotatedSecret, rotated))

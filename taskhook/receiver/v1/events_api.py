@@ -1,20 +1,54 @@
-"""POST /v1/events: signed workforce events (SPEC §3)."""
+"""POST /v1/events: signed workforce events."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aiohttp import web
+from pydantic import Field
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from taskhook.core import events, metrics
 from taskhook.core.errors import Unauthorized
+from taskhook.core.events import MAX_EVENTS
 from taskhook.core.logs import get_logger
 from taskhook.core.models import Event
+from taskhook.core.replies import IngestReply, built
 from taskhook.core.responses import ok
 from taskhook.core.validation import check_stored_time, decode_json
 from taskhook.receiver.keys import GROUP_COMMIT, INGEST
+from taskhook.receiver.routes import Api, Body
 
 log = get_logger("taskhook.events")
-routes = web.RouteTableDef()
+api = Api("events")
+routes = api.routes
+Events = Event | Annotated[list[Event], Field(min_length=1, max_length=MAX_EVENTS)]
+
+
+def _header(name: str, description: str, **schema: str) -> dict[str, object]:
+    schema = {"type": "string", "minLength": 1, **schema}  # type: ignore[dict-item]
+    return {
+        "name": name,
+        "in": "header",
+        "required": True,
+        "description": description,
+        "schema": schema,
+    }
+
+
+WEBHOOK_HEADERS = (
+    _header("webhook-id", "Standard Webhooks message id."),
+    _header(
+        "webhook-timestamp",
+        "Unix seconds; more than 5 minutes from the server's clock is a 401.",
+        pattern="^[0-9]+$",
+    ),
+    _header(
+        "webhook-signature",
+        "`v1,<base64 HMAC-SHA256>` of `{webhook-id}.{webhook-timestamp}.{raw body}` under "
+        "TASKHOOK_INGEST_SECRET (several space-separated signatures are allowed).",
+    ),
+)
 
 
 def _verify(request: web.Request, raw: bytes) -> None:
@@ -37,8 +71,25 @@ def _check_times(batch: list[Event]) -> None:
             check_stored_time(event.occurred_at, where)
 
 
-@routes.post("/v1/events")
-async def ingest(request: web.Request) -> web.Response:
+@api.post(
+    "/v1/events",
+    "Report what happened to tasks (signed workforce events)",
+    IngestReply,
+    errors=(401, 503),
+    public=True,
+    headers=WEBHOOK_HEADERS,
+    body=Body(
+        Events,
+        f"One event or an array of 1 to {MAX_EVENTS}; an invalid one is a 400 and nothing is "
+        "applied.",
+        None,  # verified over the raw bytes first
+    ),
+    description="Signed with Standard Webhooks headers under TASKHOOK_INGEST_SECRET, verified "
+    "over the raw body with a 5-minute tolerance; anything else is a 401. No API key. One "
+    "request is one transaction. A rejected event (unknown task, wrong state) does not stop "
+    "the others.",
+)
+async def ingest_events(request: web.Request) -> web.Response:
     raw = await request.read()
     _verify(request, raw)
     batch = events.parse_events(decode_json(raw))
@@ -54,4 +105,4 @@ async def ingest(request: web.Request) -> web.Response:
             result=result["status"],
             error=result.get("error"),
         )
-    return ok({"results": results})
+    return ok(built(IngestReply, {"results": results}))

@@ -15,11 +15,29 @@ from taskhook.core.appkeys import POOL, SETTINGS, principal
 from taskhook.core.errors import BadRequest, NotFound
 from taskhook.core.logs import get_logger
 from taskhook.core.models import FileFields, FileImport
+from taskhook.core.replies import File
 from taskhook.core.responses import ok
 from taskhook.core.validation import check_metadata, check_text, decode_json, parse_model
+from taskhook.receiver.routes import Api, Body, model_body
 
 log = get_logger("taskhook.files")
-routes = web.RouteTableDef()
+api = Api("files", params={"file_id": "The file's id (`id`)."}, errors=(404,))
+routes = api.routes
+_LIMIT = " Larger than TASKHOOK_MAX_FILE_BYTES (80 MB by default): 413."
+_UPLOAD_FORM = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary", "description": "The file's bytes."},
+        "display_name": {"type": "string", "description": "Default: the part's file name."},
+        "project_name": {"type": "string", "description": "An existing project."},
+        "reference_id": {
+            "type": "string",
+            "description": "Unique per account and world: a repeat is a 409.",
+        },
+        "metadata": {"type": "string", "description": "A JSON object, as text."},
+    },
+}
 
 MAX_FIELD_BYTES = 64 * 1024  # a form field other than the file
 _FORM_FIELDS = frozenset(FileFields.model_fields)
@@ -33,8 +51,19 @@ def base_url(request: web.Request) -> str:
     return configured or f"{request.scheme}://{request.host}"
 
 
-@routes.post("/v1/files/upload")
-async def upload(request: web.Request) -> web.Response:
+@api.post(
+    "/v1/files/upload",
+    "Upload a file (multipart/form-data)",
+    File,
+    errors=(409,),
+    body=Body(
+        _UPLOAD_FORM,
+        "The file as the part `file`, with optional fields." + _LIMIT,
+        None,  # streamed to disk part by part
+        media="multipart/form-data",
+    ),
+)
+async def upload_file(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if (request.content_length or 0) > settings.max_file_bytes + MAX_FIELD_BYTES:
         raise files.too_large(settings)
@@ -67,10 +96,19 @@ async def upload(request: web.Request) -> web.Response:
     return ok(files.file_json(row, base_url(request)))
 
 
-@routes.post("/v1/files/import")
-async def import_file(request: web.Request) -> web.Response:
+@api.post(
+    "/v1/files/import",
+    "Import a file from a URL",
+    File,
+    errors=(409,),
+    body=model_body(
+        FileImport,
+        "`file_url` is fetched under the callback targets' rules (no private address unless "
+        "TASKHOOK_ALLOW_PRIVATE_TARGETS)." + _LIMIT,
+    ),
+)
+async def import_file(request: web.Request, body: FileImport) -> web.Response:
     settings = request.app[SETTINGS]
-    body = parse_model(FileImport, decode_json(await request.read()))
     check_text(body.file_url, "'file_url'")
     incoming = await _incoming(request, body.model_dump(exclude={"file_url"}), None, None)
     async with files.fetched(body.file_url, settings) as response:
@@ -93,7 +131,7 @@ async def import_file(request: web.Request) -> web.Response:
     return ok(files.file_json(row, base_url(request)))
 
 
-@routes.get("/v1/files/{file_id}")
+@api.get("/v1/files/{file_id}", "Get a file's metadata", File)
 async def get_file(request: web.Request) -> web.Response:
     file_id = request.match_info["file_id"]
     row = await store.get_file(request.app[POOL], principal(request), file_id)
@@ -102,8 +140,15 @@ async def get_file(request: web.Request) -> web.Response:
     return ok(files.file_json(row, base_url(request)))
 
 
-@routes.get("/files/{file_id}/{token}")
-async def content(request: web.Request) -> web.StreamResponse:
+@api.get(
+    "/files/{file_id}/{token}",
+    "A file's bytes, behind its attachment_url",
+    {"type": "string", "format": "binary"},
+    media="application/octet-stream",
+    public=True,
+    params={"token": "The token of the file's attachment_url."},
+)
+async def get_file_content(request: web.Request) -> web.StreamResponse:
     """The bytes behind an attachment_url: the token in the URL is the credential."""
     row = await store.get_file_content(request.app[POOL], request.match_info["file_id"])
     if row is None or not hmac.compare_digest(row["token"], request.match_info["token"]):

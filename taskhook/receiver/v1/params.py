@@ -1,14 +1,17 @@
-"""Query-string parsing for list endpoints, as the SDK sends it.
+"""Query strings of the v1 endpoints, as the SDK sends them, as query models (routes.py).
 
 The SDK repeats list params (`tags=a&tags=b`), comma-joins review statuses, sends Python
-booleans as `True`/`False`, and names created-time filters `start_time`/`end_time`.
+booleans as `True`/`False`, and names created-time filters `start_time`/`end_time`. Each
+type below parses the raw string and raises the 400 that names the parameter; its JSON
+Schema is what the document shows.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Annotated, Any
 
-from multidict import MultiMapping
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema
 
 from taskhook.core.errors import BadRequest
 from taskhook.core.store import TaskFilters
@@ -17,15 +20,25 @@ from taskhook.core.validation import parse_time
 
 STATUSES = frozenset({"pending", "completed", "canceled", "error"})
 REVIEW_STATUSES = frozenset({"pending", "accepted", "fixed", "rejected", "commented"})
+BATCH_STATUSES = frozenset({"staging", "in_progress", "completed"})
 MAX_LIMIT = 100
 MAX_OFFSET = 2**63 - 1  # PostgreSQL's bigint, the type of OFFSET
 _REST_OF_MILLISECOND = timedelta(microseconds=999)
+BOOL_NOTE = "Also `True`/`False`, `1`/`0`, `yes`/`no` (any case), as the SDK sends them."
+TIME_NOTE = (
+    "ISO 8601: `2024-01-31`, `2024-01-31 12:00:00.000000` or `2024-01-31T12:00:00-07:00`; "
+    "no offset means UTC."
+)
+TIME_SCHEMA = {
+    "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}],
+}
 
 
-def parse_limit(query: MultiMapping[str], default: int = MAX_LIMIT) -> int:
-    raw = query.get("limit")
-    if raw is None or raw == "":
-        return default
+class Query(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def _limit(raw: str) -> int:
     try:
         value = int(raw)
     except ValueError:
@@ -35,33 +48,84 @@ def parse_limit(query: MultiMapping[str], default: int = MAX_LIMIT) -> int:
     return value
 
 
-def parse_offset(query: MultiMapping[str]) -> int:
+def _offset(raw: str) -> int:
     """ASCII digits only ('²'.isdigit() is true), and no larger than a bigint OFFSET."""
-    raw = query.get("offset") or "0"
     digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_OFFSET))
     if not digits or int(raw) > MAX_OFFSET:
         raise BadRequest(f"'offset' must be an integer from 0 to {MAX_OFFSET}, got {raw!r}.")
     return int(raw)
 
 
-def parse_bool(query: MultiMapping[str], name: str) -> bool:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return False
+def _flag(raw: str, info: ValidationInfo) -> bool:
     lowered = raw.lower()
     if lowered in ("true", "1", "yes"):
         return True
     if lowered in ("false", "0", "no"):
         return False
-    raise BadRequest(f"'{name}' must be true or false, got {raw!r}.")
+    raise BadRequest(f"'{info.field_name}' must be true or false, got {raw!r}.")
 
 
-def _time(query: MultiMapping[str], *names: str) -> datetime | None:
-    for name in names:
-        raw = query.get(name)
-        if raw:
-            return parse_time(raw, name)
-    return None
+def _time(raw: str, info: ValidationInfo) -> datetime:
+    return parse_time(raw, str(info.field_name))
+
+
+def _required(raw: str | None, info: ValidationInfo) -> str:
+    if not raw:
+        raise BadRequest(f"Missing required query parameter '{info.field_name}'.")
+    return raw
+
+
+def _unknown(name: Any, value: str, allowed: frozenset[str]) -> BadRequest:
+    return BadRequest(
+        f"'{name}' has an unknown value {value!r}; expected one of {', '.join(sorted(allowed))}."
+    )
+
+
+def choice(allowed: frozenset[str]) -> Any:
+    """One value of a closed list."""
+
+    def check(raw: str, info: ValidationInfo) -> str:
+        if raw not in allowed:
+            raise _unknown(info.field_name, raw, allowed)
+        return raw
+
+    schema = {"type": "string", "enum": sorted(allowed)}
+    return Annotated[str | None, BeforeValidator(check), WithJsonSchema(schema)]
+
+
+def _nonempty(values: list[str]) -> list[str] | None:
+    return [v for v in values if v != ""] or None
+
+
+def any_of(allowed: frozenset[str]) -> Any:
+    """Values of a closed list, repeated or comma-joined."""
+
+    def check(values: list[str], info: ValidationInfo) -> list[str] | None:
+        parts = [p.strip() for v in values for p in v.split(",") if p.strip()]
+        for value in parts:
+            if value not in allowed:
+                raise _unknown(info.field_name, value, allowed)
+        return parts or None
+
+    schema = {"type": "array", "items": {"type": "string", "enum": sorted(allowed)}}
+    return Annotated[list[str] | None, BeforeValidator(check), WithJsonSchema(schema)]
+
+
+Text = Annotated[str | None, WithJsonSchema({"type": "string"})]
+Required = Annotated[str, BeforeValidator(_required), WithJsonSchema({"type": "string"})]
+Many = Annotated[
+    list[str] | None,
+    BeforeValidator(_nonempty),
+    WithJsonSchema({"type": "array", "items": {"type": "string"}}),
+]
+Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema({"type": "boolean"})]
+Time = Annotated[datetime | None, BeforeValidator(_time), WithJsonSchema(TIME_SCHEMA)]
+_LIMIT_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
+_OFFSET_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}
+Limit = Annotated[
+    int, BeforeValidator(_limit), WithJsonSchema(_LIMIT_SCHEMA), Field(description="Page size.")
+]
+Offset = Annotated[int, BeforeValidator(_offset), WithJsonSchema(_OFFSET_SCHEMA)]
 
 
 def upper_bound(value: datetime | None) -> datetime | None:
@@ -75,40 +139,81 @@ def upper_bound(value: datetime | None) -> datetime | None:
     return value + _REST_OF_MILLISECOND
 
 
-def _many(query: MultiMapping[str], name: str, split: bool = False) -> list[str] | None:
-    values = [v for v in query.getall(name, []) if v != ""]
-    if split:
-        values = [part.strip() for v in values for part in v.split(",") if part.strip()]
-    return values or None
+def _unless(first: str) -> Any:
+    """A synonym of `first`: read only when `first` is not given."""
+
+    def check(raw: str, info: ValidationInfo) -> datetime | None:
+        return None if info.data.get(first) is not None else _time(raw, info)
+
+    return Annotated[datetime | None, BeforeValidator(check), WithJsonSchema(TIME_SCHEMA)]
 
 
-def _enum_list(query: MultiMapping[str], name: str, allowed: frozenset[str]) -> list[str] | None:
-    values = _many(query, name, split=True)
-    for value in values or []:
-        if value not in allowed:
-            raise BadRequest(
-                f"'{name}' has an unknown value {value!r}; expected one of "
-                f"{', '.join(sorted(allowed))}."
-            )
-    return values
+def _at(text: str) -> Any:
+    return Field(None, description=f"{text} {TIME_NOTE}")
 
 
-def task_filters(query: MultiMapping[str]) -> TaskFilters:
-    task_type = query.get("type") or None
-    if task_type is not None and task_type not in TASK_TYPES:
-        raise BadRequest(f"'type' has an unknown task type {task_type!r}.")
-    return TaskFilters(
-        project=query.get("project") or None,
-        batch=query.get("batch") or None,
-        statuses=_enum_list(query, "status", STATUSES),
-        type=task_type,
-        created_after=_time(query, "start_time", "created_after"),
-        created_before=upper_bound(_time(query, "end_time", "created_before")),
-        completed_after=_time(query, "completed_after"),
-        completed_before=upper_bound(_time(query, "completed_before")),
-        updated_after=_time(query, "updated_after"),
-        updated_before=upper_bound(_time(query, "updated_before")),
-        review_statuses=_enum_list(query, "customer_review_status", REVIEW_STATUSES),
-        unique_ids=_many(query, "unique_id"),
-        tags=_many(query, "tags"),
+class TaskListQuery(Query):
+    type: choice(TASK_TYPES) = Field(None, description="Task type.")  # type: ignore[valid-type]
+    project: Text = Field(None, description="Project name; an unknown one matches nothing.")
+    batch: Text = Field(None, description="Batch name; an unknown one matches nothing.")
+    status: any_of(STATUSES) = Field(None, description="Any of; comma lists too.")  # type: ignore[valid-type]
+    start_time: Time = _at("Created at or after.")
+    created_after: _unless("start_time") = _at("Same as start_time.")  # type: ignore[valid-type]
+    end_time: Time = _at("Created at or before.")
+    created_before: _unless("end_time") = _at("Same as end_time.")  # type: ignore[valid-type]
+    completed_after: Time = _at("Completed at or after.")
+    completed_before: Time = _at("Completed at or before.")
+    updated_after: Time = _at("Updated at or after.")
+    updated_before: Time = _at("Updated at or before.")
+    customer_review_status: any_of(REVIEW_STATUSES) = Field(  # type: ignore[valid-type]
+        None, description="Any of; comma lists too (the SDK comma-joins them)."
     )
+    unique_id: Many = Field(None, description="Any of these unique_ids.")
+    tags: Many = Field(None, description="Tasks that carry every tag given.")
+    limit: Limit = MAX_LIMIT
+    limited_response: Flag = Field(
+        False, description="Only task_id, status, metadata, project. " + BOOL_NOTE
+    )
+    include_attachment_url: Flag = Field(
+        False, description="Accepted (the SDK always sends it); no effect. " + BOOL_NOTE
+    )
+    next_token: Text = Field(None, description="From the previous page; opaque and signed.")
+
+    def filters(self) -> TaskFilters:
+        return TaskFilters(
+            project=self.project,
+            batch=self.batch,
+            statuses=self.status,
+            type=self.type,
+            created_after=self.start_time or self.created_after,
+            created_before=upper_bound(self.end_time or self.created_before),
+            completed_after=self.completed_after,
+            completed_before=upper_bound(self.completed_before),
+            updated_after=self.updated_after,
+            updated_before=upper_bound(self.updated_before),
+            review_statuses=self.customer_review_status,
+            unique_ids=self.unique_id,
+            tags=self.tags,
+        )
+
+
+class BatchListQuery(Query):
+    status: choice(BATCH_STATUSES) = Field(None, description="Batch status.")  # type: ignore[valid-type]
+    limit: Limit = MAX_LIMIT
+    offset: Offset = Field(0, description="Rows to skip.")
+    exclude_archived: Flag = Field(
+        False, description="Accepted; batches are never archived here. " + BOOL_NOTE
+    )
+    project: Text = Field(None, description="Project name.")
+    start_time: Time = _at("Created at or after.")
+    end_time: Time = _at("Created at or before.")
+
+
+class CancelQuery(Query):
+    clear_unique_id: Flag = Field(
+        False, description="Also clear the task's unique_id. " + BOOL_NOTE
+    )
+
+
+class WorkQuery(Query):
+    email: Required = Field(description="A teammate's e-mail.")

@@ -7,54 +7,64 @@ from typing import Any
 
 from aiohttp import web
 
-from taskhook.core import store
+from taskhook.core import replies, store
 from taskhook.core.appkeys import POOL, principal
 from taskhook.core.errors import BadRequest, NotFound
 from taskhook.core.logs import get_logger
 from taskhook.core.models import ProjectCreate
+from taskhook.core.replies import Project
 from taskhook.core.responses import ok
 from taskhook.core.serialize import TEMPLATE_TYPES, iso, project_json, template_json
 from taskhook.core.tasktypes import TASK_TYPES
-from taskhook.core.validation import decode_json, parse_model
-from taskhook.receiver.idempotency import run_create
+from taskhook.core.validation import decode_json
+from taskhook.receiver.routes import Api, Body, model_body
 
 log = get_logger("taskhook.projects")
-routes = web.RouteTableDef()
+NAME = "The project name (percent-encoded, as the SDK sends it)."
+api = Api("projects", params={"name": NAME}, errors=(404,))
+routes = api.routes
 
 
 def project_not_found(name: str) -> NotFound:
     return NotFound(f"Project '{name}' not found.")
 
 
-@routes.post("/v1/projects")
-async def create_project(request: web.Request) -> web.Response:
-    raw = await request.read()
-    who = principal(request)
+@api.post(
+    "/v1/projects",
+    "Create a project",
+    Project,
+    errors=(),
+    idempotent=True,
+    body=model_body(ProjectCreate, "The project; `params` starts its history."),
+)
+async def create_project(request: web.Request, conn: Any, body: ProjectCreate) -> Project:
+    if body.type not in TASK_TYPES:
+        raise BadRequest(f"Unknown task type '{body.type}' for project '{body.name}'.")
+    history = []
+    if body.params is not None:
+        history = [{**body.params, "version": 0, "created_at": iso(datetime.now(UTC))}]
+    row = await store.insert_project(
+        conn,
+        principal(request),
+        body.name,
+        body.type,
+        history,
+        body.rapid,
+        body.studio,
+        body.datasetId,
+    )
+    log.info("project.created", project=body.name)
+    return project_json(row)
 
-    async def work(conn: Any) -> dict[str, Any]:
-        body = parse_model(ProjectCreate, decode_json(raw))
-        if body.type not in TASK_TYPES:
-            raise BadRequest(f"Unknown task type '{body.type}' for project '{body.name}'.")
-        history = []
-        if body.params is not None:
-            history = [{**body.params, "version": 0, "created_at": iso(datetime.now(UTC))}]
-        row = await store.insert_project(
-            conn, who, body.name, body.type, history, body.rapid, body.studio, body.datasetId
-        )
-        log.info("project.created", project=body.name)
-        return project_json(row)
 
-    return await run_create(request, raw, work)
-
-
-@routes.get("/v1/projects")
+@api.get("/v1/projects", "List projects (a bare array)", list[Project], errors=())
 async def list_projects(request: web.Request) -> web.Response:
     """A bare JSON array, as the SDK's projects() expects."""
     rows = await store.list_projects(request.app[POOL], principal(request))
     return ok([project_json(r) for r in rows])
 
 
-@routes.get("/v1/projects/{name}")
+@api.get("/v1/projects/{name}", "Get a project", Project)
 async def get_project(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     row = await store.get_project(request.app[POOL], principal(request), name)
@@ -63,8 +73,15 @@ async def get_project(request: web.Request) -> web.Response:
     return ok(project_json(row))
 
 
-@routes.get("/v1/projects/{name}/taskTemplates")
-async def get_template(request: web.Request) -> web.Response:
+@api.get(
+    "/v1/projects/{name}/taskTemplates",
+    "Get a textcollection or chat project's task template",
+    replies.TaskTemplate,
+    description="One template per project, made of its current params: `template_variables` "
+    "and `response_schema` come from them and `version` is their version. Other project "
+    "types: 400.",
+)
+async def get_project_template(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     row = await store.get_project(request.app[POOL], principal(request), name)
     if row is None:
@@ -77,14 +94,27 @@ async def get_template(request: web.Request) -> web.Response:
     return ok(template_json(row))
 
 
-@routes.post("/v1/projects/{name}/setParams")
-async def set_params(request: web.Request) -> web.Response:
-    """Appends a new version to param_history; new tasks record that version."""
-    name = request.match_info["name"]
-    params = decode_json(await request.read())
+def _params(raw: bytes) -> dict[str, Any]:
+    params = decode_json(raw)
     if not isinstance(params, dict):
         raise BadRequest("body must be a JSON object of project parameters.")
-    params = {k: v for k, v in params.items() if k not in ("version", "created_at")}
+    return {k: v for k, v in params.items() if k not in ("version", "created_at")}
+
+
+@api.post(
+    "/v1/projects/{name}/setParams",
+    "Append a new version of the project's params",
+    Project,
+    body=Body(
+        {"type": "object"},
+        "The new params (defaults for new tasks); `version` and `created_at` are set by the "
+        "server.",
+        _params,
+    ),
+)
+async def set_project_params(request: web.Request, body: dict[str, Any]) -> web.Response:
+    """Appends a new version to param_history; new tasks record that version."""
+    name, params = request.match_info["name"], body
     row = await store.append_project_params(request.app[POOL], principal(request), name, params)
     if row is None:
         raise project_not_found(name)

@@ -23,13 +23,17 @@ from taskhook.core.appkeys import POOL, principal
 from taskhook.core.errors import BadRequest, NotFound
 from taskhook.core.logs import get_logger
 from taskhook.core.models import TaskCreate
+from taskhook.core.replies import QualityTask, built
 from taskhook.core.responses import ok
 from taskhook.core.serialize import iso
 from taskhook.core.tasktypes import check_required
 from taskhook.core.validation import check_metadata, decode_json, parse_model
+from taskhook.receiver.routes import Api, Body
+from taskhook.receiver.v1.projects_api import NAME
 
 log = get_logger("taskhook.quality")
-routes = web.RouteTableDef()
+api = Api("projects", params={"name": NAME})
+routes = api.routes
 
 # The task types the SDK documents for both calls.
 QUALITY_TYPES = frozenset(
@@ -44,7 +48,7 @@ QUALITY_TYPES = frozenset(
 )
 
 
-def quality_json(row: Any) -> dict[str, Any]:
+def quality_json(row: Any) -> QualityTask:
     """What the SDK's EvaluationTask and TrainingTask read (id, expected_response)."""
     out = {
         "id": row["id"],
@@ -58,7 +62,7 @@ def quality_json(row: Any) -> dict[str, Any]:
     }
     if row["initial_response"] is not None:
         out["initial_response"] = row["initial_response"]
-    return out
+    return built(QualityTask, out)
 
 
 def _response(data: dict[str, Any], name: str, required: bool) -> Any:
@@ -70,17 +74,55 @@ def _response(data: dict[str, Any], name: str, required: bool) -> Any:
     return value
 
 
-async def _create(request: web.Request, kind: str) -> web.Response:
-    task_type, who = request.match_info["type"], principal(request)
-    if task_type not in QUALITY_TYPES:
-        raise BadRequest(
-            f"Task type '{task_type}' has no {kind} tasks; these do: "
-            + ", ".join(sorted(QUALITY_TYPES))
-            + "."
-        )
-    data = decode_json(await request.read())
+def _quality_type(kind: str) -> Any:
+    """The path's type is checked before the body is read."""
+
+    def check(request: web.Request) -> None:
+        task_type = request.match_info["type"]
+        if task_type not in QUALITY_TYPES:
+            raise BadRequest(
+                f"Task type '{task_type}' has no {kind} tasks; these do: "
+                + ", ".join(sorted(QUALITY_TYPES))
+                + "."
+            )
+
+    return check
+
+
+def _object(raw: bytes) -> dict[str, Any]:
+    data = decode_json(raw)
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object.")
+    return data
+
+
+def _create_op(kind: str) -> Any:
+    return api.post(
+        f"/v1/{kind}_tasks/{{type}}",
+        f"Create a {kind} task",
+        QualityTask,
+        guard=_quality_type(kind),
+        params={"type": {"description": "The task type.", "enum": sorted(QUALITY_TYPES)}},
+        body=Body(
+            {"type": "object", "required": ["project", "expected_response"]},
+            "A task create's body for this type, plus `expected_response` (and, for an "
+            "evaluation task, an optional `initial_response`).",
+            _object,
+        ),
+    )
+
+
+def _list_op(kind: str) -> Any:
+    return api.get(
+        f"/v1/projects/{{name}}/{kind}_tasks",
+        f"List a project's {kind} tasks",
+        list[QualityTask],
+        errors=(404,),
+    )
+
+
+async def _create(request: web.Request, kind: str, data: dict[str, Any]) -> web.Response:
+    task_type, who = request.match_info["type"], principal(request)
     expected = _response(data, "expected_response", required=True)
     initial = _response(data, "initial_response", required=False)
     if initial is not None and kind == "training":
@@ -113,22 +155,22 @@ async def _create(request: web.Request, kind: str) -> web.Response:
     return ok(quality_json(row))
 
 
-@routes.post("/v1/evaluation_tasks/{type}")
-async def create_evaluation_task(request: web.Request) -> web.Response:
-    return await _create(request, "evaluation")
+@_create_op("evaluation")
+async def create_evaluation_task(request: web.Request, body: dict[str, Any]) -> web.Response:
+    return await _create(request, "evaluation", body)
 
 
-@routes.post("/v1/training_tasks/{type}")
-async def create_training_task(request: web.Request) -> web.Response:
-    return await _create(request, "training")
+@_create_op("training")
+async def create_training_task(request: web.Request, body: dict[str, Any]) -> web.Response:
+    return await _create(request, "training", body)
 
 
-@routes.get("/v1/projects/{name}/evaluation_tasks")
+@_list_op("evaluation")
 async def list_evaluation_tasks(request: web.Request) -> web.Response:
     return await _list(request, "evaluation")
 
 
-@routes.get("/v1/projects/{name}/training_tasks")
+@_list_op("training")
 async def list_training_tasks(request: web.Request) -> web.Response:
     return await _list(request, "training")
 

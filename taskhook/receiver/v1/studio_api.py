@@ -33,12 +33,24 @@ from taskhook.core.models import (
     StudioAssignmentChange,
 )
 from taskhook.core.principal import Principal
+from taskhook.core.replies import StudioBatch, StudioProjectGroup, StudioWork, built
 from taskhook.core.responses import ok
-from taskhook.core.validation import decode_json, parse_model
+from taskhook.receiver.routes import Api, model_body
+from taskhook.receiver.v1.params import WorkQuery
 from taskhook.receiver.v1.teams_api import check_emails
 
 log = get_logger("taskhook.studio")
-routes = web.RouteTableDef()
+api = Api(
+    "studio",
+    params={
+        "project": "The project name (percent-encoded).",
+        "group": "The group name (percent-encoded).",
+        "name": "The batch name (percent-encoded).",
+    },
+)
+routes = api.routes
+Assignments = dict[str, list[str]]  # each teammate's e-mail: the projects assigned to them
+CHANGE = model_body(StudioAssignmentChange, "Teammates' e-mails and project names.")
 
 
 def _listed(names: list[str], what: str) -> str:
@@ -74,57 +86,66 @@ async def _assignments(conn: Any, who: Principal) -> web.Response:
     return ok({r["email"]: list(r["projects"]) for r in rows})
 
 
-def group_json(row: Any) -> dict[str, Any]:
+def group_json(row: Any) -> StudioProjectGroup:
     """What the SDK's StudioProjectGroup reads."""
     workers = list(row["workers"])
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "numWorkers": len(workers),
-        "isSingleton": False,
-        "workers": workers,
-    }
+    return built(
+        StudioProjectGroup,
+        {
+            "id": row["id"],
+            "name": row["name"],
+            "numWorkers": len(workers),
+            "isSingleton": False,
+            "workers": workers,
+        },
+    )
 
 
-def batch_json(row: Any) -> dict[str, Any]:
+def batch_json(row: Any) -> StudioBatch:
     """What the SDK's StudioBatch reads."""
-    return {
-        "id": row["public_id"],
-        "name": row["name"],
-        "projectId": row["project_public_id"],
-        "projectName": row["project_name"],
-        "batchType": "Production",
-        "studioPriority": row["studio_priority"],
-        "total": row["total"],
-        "completed": row["completed"],
-        "groups": list(row["groups"]),
-    }
-
-
-async def _body(request: web.Request, model: Any) -> Any:
-    return parse_model(model, decode_json(await request.read()))
+    return built(
+        StudioBatch,
+        {
+            "id": row["public_id"],
+            "name": row["name"],
+            "projectId": row["project_public_id"],
+            "projectName": row["project_name"],
+            "batchType": "Production",
+            "studioPriority": row["studio_priority"],
+            "total": row["total"],
+            "completed": row["completed"],
+            "groups": list(row["groups"]),
+        },
+    )
 
 
 # --- assignments ----------------------------------------------------------------------------
 
 
-@routes.get("/v1/studio/assignments")
-async def list_assignments(request: web.Request) -> web.Response:
+@api.get("/v1/studio/assignments", "List labeler assignments", Assignments)
+async def list_studio_assignments(request: web.Request) -> web.Response:
     return await _assignments(request.app[POOL], principal(request))
 
 
-@routes.post("/v1/studio/assignments/add")
-async def add_assignments(request: web.Request) -> web.Response:
-    return await _change_assignments(request, store.studio_assign, "studio.assigned")
+@api.post("/v1/studio/assignments/add", "Assign teammates to projects", Assignments, body=CHANGE)
+async def add_studio_assignments(request: web.Request, body: Any) -> web.Response:
+    return await _change_assignments(request, body, store.studio_assign, "studio.assigned")
 
 
-@routes.post("/v1/studio/assignments/remove")
-async def remove_assignments(request: web.Request) -> web.Response:
-    return await _change_assignments(request, store.studio_unassign, "studio.unassigned")
+@api.post(
+    "/v1/studio/assignments/remove",
+    "Unassign teammates (and their groups)",
+    Assignments,
+    body=CHANGE,
+)
+async def remove_studio_assignments(request: web.Request, body: Any) -> web.Response:
+    return await _change_assignments(request, body, store.studio_unassign, "studio.unassigned")
 
 
-async def _change_assignments(request: web.Request, change: Any, event: str) -> web.Response:
-    who, body = principal(request), await _body(request, StudioAssignmentChange)
+async def _change_assignments(
+    request: web.Request, body: StudioAssignmentChange, change: Any, event: str
+) -> web.Response:
+    who = principal(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         teammates = await _teammates(conn, who, body.emails)
         projects = await _projects(conn, who, body.projects)
@@ -137,16 +158,27 @@ async def _change_assignments(request: web.Request, change: Any, event: str) -> 
 # --- project groups -------------------------------------------------------------------------
 
 
-@routes.get("/v1/studio/projects/{project}/groups")
-async def list_groups(request: web.Request) -> web.Response:
+@api.get(
+    "/v1/studio/projects/{project}/groups",
+    "List a project's groups",
+    list[StudioProjectGroup],
+    errors=(404,),
+)
+async def list_project_groups(request: web.Request) -> web.Response:
     pool, who = request.app[POOL], principal(request)
     project_id = await _project(pool, who, request.match_info["project"])
     return ok([group_json(r) for r in await store.studio_groups(pool, project_id)])
 
 
-@routes.post("/v1/studio/projects/{project}/groups")
-async def create_group(request: web.Request) -> web.Response:
-    who, body = principal(request), await _body(request, ProjectGroupCreate)
+@api.post(
+    "/v1/studio/projects/{project}/groups",
+    "Create a project group",
+    StudioProjectGroup,
+    errors=(404, 409),
+    body=model_body(ProjectGroupCreate, "Name and assigned labelers."),
+)
+async def create_project_group(request: web.Request, body: ProjectGroupCreate) -> web.Response:
+    who = principal(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         project_id = await _project(conn, who, request.match_info["project"])
         members = await _members(conn, who, project_id, body.emails)
@@ -158,9 +190,15 @@ async def create_group(request: web.Request) -> web.Response:
     return ok(group_json(row))
 
 
-@routes.put("/v1/studio/projects/{project}/groups/{group}")
-async def update_group(request: web.Request) -> web.Response:
-    who, body = principal(request), await _body(request, ProjectGroupUpdate)
+@api.put(
+    "/v1/studio/projects/{project}/groups/{group}",
+    "Add and remove a group's workers",
+    StudioProjectGroup,
+    errors=(404,),
+    body=model_body(ProjectGroupUpdate, "E-mails to add, remove."),
+)
+async def update_project_group(request: web.Request, body: ProjectGroupUpdate) -> web.Response:
+    who = principal(request)
     name = request.match_info["group"]
     async with request.app[POOL].acquire() as conn, conn.transaction():
         project_id = await _project(conn, who, request.match_info["project"])
@@ -190,15 +228,21 @@ async def _members(conn: Any, who: Principal, project_id: int, emails: list[str]
 # --- batches --------------------------------------------------------------------------------
 
 
-@routes.get("/v1/studio/batches")
-async def list_batches(request: web.Request) -> web.Response:
+@api.get("/v1/studio/batches", "List open batches in work order", list[StudioBatch])
+async def list_studio_batches(request: web.Request) -> web.Response:
     rows = await store.studio_batches(request.app[POOL], principal(request))
     return ok([batch_json(r) for r in rows])
 
 
-@routes.put("/v1/studio/batches/{name}")
-async def assign_batch(request: web.Request) -> web.Response:
-    who, body = principal(request), await _body(request, BatchGroups)
+@api.put(
+    "/v1/studio/batches/{name}",
+    "Give a batch to project groups",
+    StudioBatch,
+    errors=(404,),
+    body=model_body(BatchGroups, "The groups (replaces)."),
+)
+async def assign_studio_batches(request: web.Request, body: BatchGroups) -> web.Response:
+    who = principal(request)
     name = request.match_info["name"]
     async with request.app[POOL].acquire() as conn, conn.transaction():
         found = await store.studio_batches(conn, who, name)
@@ -215,15 +259,22 @@ async def assign_batch(request: web.Request) -> web.Response:
     return ok(batch_json(row))
 
 
-@routes.post("/v1/studio/batches/set_priorities")
-async def set_priorities(request: web.Request) -> web.Response:
-    who, body = principal(request), await _body(request, BatchPriorities)
+@api.post(
+    "/v1/studio/batches/set_priorities",
+    "Rank batches",
+    list[StudioBatch],
+    body=model_body(BatchPriorities, "Names, first worked first."),
+)
+async def set_studio_batches_priorities(
+    request: web.Request, body: BatchPriorities
+) -> web.Response:
+    who = principal(request)
     names = list(dict.fromkeys(b.name for b in body.batches))
     return await _prioritize(request, who, names)
 
 
-@routes.post("/v1/studio/batches/reset_priorities")
-async def reset_priorities(request: web.Request) -> web.Response:
+@api.post("/v1/studio/batches/reset_priorities", "Clear the ranking", list[StudioBatch])
+async def reset_studio_batches_priorities(request: web.Request) -> web.Response:
     return await _prioritize(request, principal(request), [])
 
 
@@ -242,23 +293,28 @@ async def _prioritize(request: web.Request, who: Principal, names: list[str]) ->
 # --- the workforce's queue ------------------------------------------------------------------
 
 
-@routes.get("/v1/studio/work")
-async def work(request: web.Request) -> web.Response:
+@api.get(
+    "/v1/studio/work",
+    "A labeler's queue: the batches they work, in order, with pending tasks",
+    list[StudioWork],
+    query=WorkQuery,
+)
+async def studio_work(request: web.Request, query: WorkQuery) -> web.Response:
     """The batches one labeler works, in work order, with their pending tasks."""
-    who, pool = principal(request), request.app[POOL]
-    email = request.query.get("email")
-    if not email:
-        raise BadRequest("Missing required query parameter 'email'.")
+    who, pool, email = principal(request), request.app[POOL], query.email
     teammate = (await _teammates(pool, who, [email]))[email.lower()]
     rows = await store.studio_work(pool, who, teammate)
     return ok(
         [
-            {
-                "batch": r["name"],
-                "project": r["project_name"],
-                "studioPriority": r["studio_priority"],
-                "pending": r["pending"],
-            }
+            built(
+                StudioWork,
+                {
+                    "batch": r["name"],
+                    "project": r["project_name"],
+                    "studioPriority": r["studio_priority"],
+                    "pending": r["pending"],
+                },
+            )
             for r in rows
             if r["pending"]
         ]

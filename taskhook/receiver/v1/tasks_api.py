@@ -1,4 +1,4 @@
-"""Handlers of the v1 task endpoints (SPEC §2)."""
+"""Handlers of the v1 task endpoints."""
 
 from __future__ import annotations
 
@@ -6,46 +6,47 @@ from typing import Any
 
 from aiohttp import web
 
-from taskhook.core import cursor, store, tasks
+from taskhook.core import cursor, replies, store, tasks
 from taskhook.core.appkeys import POOL, SETTINGS, TOKEN_KEY, principal
 from taskhook.core.logs import get_logger
-from taskhook.core.models import AuditRequest, UniqueIdRequest
+from taskhook.core.models import AuditRequest, TaskCreate, UniqueIdRequest
+from taskhook.core.replies import Task
 from taskhook.core.responses import ok
 from taskhook.core.serialize import limited_task_json, task_json
-from taskhook.core.validation import decode_json, parse_model
-from taskhook.receiver.idempotency import run_create
-from taskhook.receiver.v1.params import parse_bool, parse_limit, task_filters
+from taskhook.core.validation import MAX_TAG_CHARS, MAX_TAGS, decode_json
+from taskhook.receiver.routes import Api, Body, bare_body, model_body
+from taskhook.receiver.v1.params import CancelQuery, TaskListQuery
 
 log = get_logger("taskhook.tasks")
-routes = web.RouteTableDef()
+api = Api("tasks", params={"task_id": "The task's id (`task_id`)."}, errors=(404,))
+routes = api.routes
+TAGS_NOTE = f"At most {MAX_TAGS} distinct tags; order kept, duplicates ignored."
+TAG_ITEM = {"type": "string", "minLength": 1, "maxLength": MAX_TAG_CHARS, "pattern": r"\S"}
+TAG_TEXT = "A bare JSON array of strings; no body means an empty array."
+TAGS = bare_body({"type": "array", "items": TAG_ITEM, "description": TAGS_NOTE}, TAG_TEXT, [])
+METADATA_SCHEMA = {"type": "object", "description": "A JSON object of at most 10 KB (serialized)."}
+METADATA_TEXT = "The whole new metadata (replaces the old); no body means `{}`."
+METADATA = bare_body(METADATA_SCHEMA, METADATA_TEXT, {})
 
 
-async def _body(request: web.Request, allow_empty: bool = False) -> Any:
-    return decode_json(await request.read(), allow_empty=allow_empty)
+@api.post(
+    "/v1/task/{type}",
+    "Create a task",
+    Task,
+    errors=(),
+    idempotent=True,
+    body=Body(TaskCreate, "The task's fields; other keys go into `params`.", decode_json),
+    params={"type": "The task type."},
+)
+async def create_task(request: web.Request, conn: Any, body: Any) -> Task:
+    """Documented once per task type (openapi.py); test keys: already completed."""
+    task_type, who = request.match_info["type"], principal(request)
+    row = await tasks.create_task(conn, who, task_type, body, request.app[SETTINGS])
+    log.info("task.created", task_id=row["id"], type=task_type, is_test=who.is_test)
+    return task_json(row)
 
 
-async def _body_or(request: web.Request, empty: Any) -> Any:
-    """A bare JSON body, or `empty` when there is none: the SDK sends `{}` and `[]` as no
-    body at all (`body = body or None` in its api.py), so no body means the empty value."""
-    raw = await request.read()
-    return decode_json(raw) if raw.strip() else empty
-
-
-@routes.post("/v1/task/{type}")
-async def create_task(request: web.Request) -> web.Response:
-    raw = await request.read()
-    task_type = request.match_info["type"]
-    who, settings = principal(request), request.app[SETTINGS]
-
-    async def work(conn: Any) -> dict[str, Any]:
-        row = await tasks.create_task(conn, who, task_type, decode_json(raw), settings)
-        log.info("task.created", task_id=row["id"], type=task_type, is_test=who.is_test)
-        return task_json(row)
-
-    return await run_create(request, raw, work)
-
-
-@routes.get("/v1/task/{task_id}")
+@api.get("/v1/task/{task_id}", "Get a task", Task)
 async def get_task(request: web.Request) -> web.Response:
     row = await tasks.get_task(request.app[POOL], principal(request), request.match_info["task_id"])
     return ok(task_json(row))
@@ -58,17 +59,27 @@ async def _in_tx(request: web.Request, action: Any, *args: Any) -> web.Response:
     return ok(task_json(row))
 
 
-@routes.post("/v1/task/{task_id}/cancel")
-async def cancel_task(request: web.Request) -> web.Response:
-    clear = parse_bool(request.query, "clear_unique_id")
-    response = await _in_tx(request, tasks.cancel_task, clear)
+@api.post(
+    "/v1/task/{task_id}/cancel",
+    "Cancel a task",
+    Task,
+    query=CancelQuery,
+    description="A pending task whose work has not started, or an already canceled one: 200. "
+    "A completed, errored or started task: 400.",
+)
+async def cancel_task(request: web.Request, query: CancelQuery) -> web.Response:
+    response = await _in_tx(request, tasks.cancel_task, query.clear_unique_id)
     log.info("task.canceled", task_id=request.match_info["task_id"])
     return response
 
 
-@routes.post("/v1/task/{task_id}/audit")
-async def audit_task(request: web.Request) -> web.Response:
-    body = parse_model(AuditRequest, await _body(request))
+@api.post(
+    "/v1/task/{task_id}/audit",
+    "Accept, reject or fix a completed task",
+    Task,
+    body=model_body(AuditRequest, "`accepted: true` with a `response` is a fix."),
+)
+async def audit_task(request: web.Request, body: AuditRequest) -> web.Response:
     response = await _in_tx(request, tasks.audit_task, body)
     log.info(
         "task.audited",
@@ -79,56 +90,74 @@ async def audit_task(request: web.Request) -> web.Response:
     return response
 
 
-@routes.post("/v1/task/{task_id}/unique_id")
-async def update_unique_id(request: web.Request) -> web.Response:
-    body = parse_model(UniqueIdRequest, await _body(request))
+@api.post(
+    "/v1/task/{task_id}/unique_id",
+    "Set a task's unique_id",
+    Task,
+    errors=(404, 409),
+    body=model_body(UniqueIdRequest, "The new unique_id."),
+    op_id="set_task_unique_id",
+)
+async def update_unique_id(request: web.Request, body: UniqueIdRequest) -> web.Response:
     return await _in_tx(request, tasks.set_unique_id, body.unique_id)
 
 
-@routes.delete("/v1/task/{task_id}/unique_id")
-async def clear_unique_id(request: web.Request) -> web.Response:
+@api.delete("/v1/task/{task_id}/unique_id", "Clear a task's unique_id", Task)
+async def clear_task_unique_id(request: web.Request) -> web.Response:
     return await _in_tx(request, tasks.set_unique_id, None)
 
 
-@routes.post("/v1/task/{task_id}/setMetadata")
-async def set_metadata(request: web.Request) -> web.Response:
-    return await _in_tx(request, tasks.set_metadata, await _body_or(request, {}))
+@api.post("/v1/task/{task_id}/setMetadata", "Replace a task's metadata", Task, body=METADATA)
+async def set_task_metadata(request: web.Request, body: Any) -> web.Response:
+    return await _in_tx(request, tasks.set_metadata, body)
 
 
-@routes.post("/v1/task/{task_id}/tags")
-async def set_tags(request: web.Request) -> web.Response:
-    return await _in_tx(request, tasks.change_tags, await _body_or(request, []), "set")
+@api.post("/v1/task/{task_id}/tags", "Replace a task's tags", Task, body=TAGS)
+async def set_task_tags(request: web.Request, body: Any) -> web.Response:
+    return await _in_tx(request, tasks.change_tags, body, "set")
 
 
-@routes.put("/v1/task/{task_id}/tags")
-async def add_tags(request: web.Request) -> web.Response:
-    return await _in_tx(request, tasks.change_tags, await _body_or(request, []), "add")
+@api.put(
+    "/v1/task/{task_id}/tags",
+    f"Add tags (present ones are ignored; at most {MAX_TAGS} in all)",
+    Task,
+    body=TAGS,
+)
+async def add_task_tags(request: web.Request, body: Any) -> web.Response:
+    return await _in_tx(request, tasks.change_tags, body, "add")
 
 
-@routes.delete("/v1/task/{task_id}/tags")
-async def delete_tags(request: web.Request) -> web.Response:
-    return await _in_tx(request, tasks.change_tags, await _body_or(request, []), "delete")
+@api.delete(
+    "/v1/task/{task_id}/tags",
+    "Remove tags (absent ones are ignored)",
+    Task,
+    body=bare_body({"type": "array", "items": {"type": "string"}}, TAG_TEXT, []),
+)
+async def delete_task_tags(request: web.Request, body: Any) -> web.Response:
+    return await _in_tx(request, tasks.change_tags, body, "delete")
 
 
-@routes.get("/v1/tasks")
-async def list_tasks(request: web.Request) -> web.Response:
+@api.get(
+    "/v1/tasks",
+    "List tasks, newest first",
+    replies.TaskList,
+    errors=(),
+    query=TaskListQuery,
+    description="Filters on an unknown project or batch match nothing; an unknown status "
+    "or type value is a 400; a tampered or foreign `next_token` is a 400.",
+)
+async def list_tasks(request: web.Request, query: TaskListQuery) -> web.Response:
     """Keyset paging, newest first; `next_token` is present exactly when `has_more`."""
-    query, who = request.query, principal(request)
-    filters = task_filters(query)
-    limit = parse_limit(query)
-    limited = parse_bool(query, "limited_response")
-    parse_bool(query, "include_attachment_url")  # accepted (the SDK always sends it); no-op
+    who, filters, limit = principal(request), query.filters(), query.limit
     scope = f"{who.account_id}|{who.is_test}"
     token_key = request.app[TOKEN_KEY]
-    after = (
-        cursor.decode(token_key, scope, query["next_token"]) if query.get("next_token") else None
-    )
+    after = cursor.decode(token_key, scope, query.next_token) if query.next_token else None
     pool = request.app[POOL]
     rows = await store.list_tasks(pool, who, filters, after, limit + 1)
     total = await store.count_tasks(pool, who, filters)
     has_more = len(rows) > limit
     rows = rows[:limit]
-    serialize = limited_task_json if limited else task_json
+    serialize = limited_task_json if query.limited_response else task_json
     reply: dict[str, Any] = {
         "docs": [serialize(r) for r in rows],
         "total": total,
@@ -139,4 +168,4 @@ async def list_tasks(request: web.Request) -> web.Response:
     if has_more:
         last = rows[-1]
         reply["next_token"] = cursor.encode(token_key, scope, last["created_at"], last["id"])
-    return ok(reply)
+    return ok(replies.built(replies.TaskList, reply))

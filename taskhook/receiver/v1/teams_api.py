@@ -20,11 +20,14 @@ from taskhook.core.errors import BadRequest, Forbidden
 from taskhook.core.logs import get_logger
 from taskhook.core.models import TeamChange
 from taskhook.core.principal import Principal
+from taskhook.core.replies import Teammate, built
 from taskhook.core.responses import ok
-from taskhook.core.validation import decode_json, parse_model
+from taskhook.receiver.routes import Api, model_body
 
 log = get_logger("taskhook.teams")
-routes = web.RouteTableDef()
+api = Api("teams")
+routes = api.routes
+_LIVE_ONLY = "Changing the account's team needs a live key (a test key: 403)."
 
 # One "@", something on each side, no spaces or control characters: a mistyped address
 # is refused, and nothing more is guessed (there is no mail to send).
@@ -32,17 +35,20 @@ _EMAIL = re.compile(r"[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+")
 MAX_EMAIL_CHARS = 254
 
 
-def teammate_json(row: Any, account_name: str) -> dict[str, Any]:
+def teammate_json(row: Any, account_name: str) -> Teammate:
     """What the SDK's Teammate reads (email, role; the rest optional)."""
-    return {
-        "email": row["email"],
-        "role": row["role"],
-        "company": account_name,
-        "firstName": None,
-        "lastName": None,
-        "isStudioLabeler": row["role"] == "labeler",
-        "expiry": None,
-    }
+    return built(
+        Teammate,
+        {
+            "email": row["email"],
+            "role": row["role"],
+            "company": account_name,
+            "firstName": None,
+            "lastName": None,
+            "isStudioLabeler": row["role"] == "labeler",
+            "expiry": None,
+        },
+    )
 
 
 def check_emails(emails: list[str]) -> list[str]:
@@ -60,22 +66,35 @@ async def _team(conn: Any, who: Principal) -> web.Response:
     return ok([teammate_json(r, who.account_name) for r in rows])
 
 
-def _change(request: web.Request, raw: bytes) -> tuple[Principal, list[str], str]:
-    who = principal(request)
-    if who.is_test:
+def _live_key_only(request: web.Request) -> None:
+    if principal(request).is_test:
         raise Forbidden("The team is the account's: it can only be changed with a live API key.")
-    body = parse_model(TeamChange, decode_json(raw))
-    return who, check_emails(body.emails), body.team_role
 
 
-@routes.get("/v1/teams")
+def _change(path: str, summary: str, description: str) -> Any:
+    return api.post(
+        path,
+        summary,
+        list[Teammate],
+        errors=(403,),
+        guard=_live_key_only,
+        body=model_body(TeamChange, "E-mails (at most 100) and the role."),
+        description=description + " " + _LIVE_ONLY,
+    )
+
+
+@api.get("/v1/teams", "List the account's team", list[Teammate])
 async def list_teammates(request: web.Request) -> web.Response:
     return await _team(request.app[POOL], principal(request))
 
 
-@routes.post("/v1/teams/invite")
-async def invite(request: web.Request) -> web.Response:
-    who, emails, role = _change(request, await request.read())
+@_change(
+    "/v1/teams/invite",
+    "Add teammates with a role",
+    "A teammate already on the team keeps its role.",
+)
+async def invite_teammates(request: web.Request, body: TeamChange) -> web.Response:
+    who, emails, role = principal(request), check_emails(body.emails), body.team_role
     ids = [secrets.token_hex(12) for _ in emails]
     async with request.app[POOL].acquire() as conn, conn.transaction():
         await store.invite_teammates(conn, who.account_id, emails, role, ids)
@@ -84,9 +103,13 @@ async def invite(request: web.Request) -> web.Response:
     return reply
 
 
-@routes.post("/v1/teams/set_role")
-async def set_role(request: web.Request) -> web.Response:
-    who, emails, role = _change(request, await request.read())
+@_change(
+    "/v1/teams/set_role",
+    "Change teammates' role",
+    "Every e-mail must be on the team (else 400, nothing changes).",
+)
+async def update_teammates_role(request: web.Request, body: TeamChange) -> web.Response:
+    who, emails, role = principal(request), check_emails(body.emails), body.team_role
     async with request.app[POOL].acquire() as conn, conn.transaction():
         changed = await store.set_teammates_role(conn, who.account_id, emails, role)
         unknown = [e for e in emails if e not in changed]

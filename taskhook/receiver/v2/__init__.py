@@ -1,5 +1,5 @@
-"""The v2 endpoints (issue 8; reference/scale-api-v2.md): tasks, batches and projects,
-deliveries, datasets. `routes` is every one of them, for the app factory."""
+"""The v2 endpoints: tasks, batches and projects, deliveries, datasets. `routes` is every
+one of them, for the app factory."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """v2 task endpoints: get_task, get_tasks, create_chat_task, set_task_metadata,
-get_annotation and get_schema (reference/scale-api-v2.md §2.1)."""
+get_annotation and get_schema."""
 
 from __future__ import annotations
 
@@ -10,43 +10,49 @@ from aiohttp import web
 from taskhook.core.appkeys import POOL, SETTINGS, principal
 from taskhook.core.logs import get_logger
 from taskhook.core.models_v2 import (
-    TASK_STATUSES,
+    Annotation,
     CreateChatTaskRequest,
     GetSchemaResponse,
     GetTasksResponse,
     SchemaOut,
     SetTaskMetadataRequest,
+    TaskOut,
 )
 from taskhook.core.responses import ok
 from taskhook.core.store import v2 as v2store
-from taskhook.core.validation import decode_json, parse_model
-from taskhook.receiver.idempotency import run_create
-from taskhook.receiver.v2 import params
-from taskhook.receiver.v2.params import TASK_EXPAND, Pager, reply
+from taskhook.receiver.routes import Api, model_body
+from taskhook.receiver.v2.params import (
+    AnnotationQuery,
+    Pager,
+    SchemaQuery,
+    TaskQuery,
+    TasksQuery,
+    reply,
+)
 from taskhook.v2 import lookup
 from taskhook.v2 import tasks as v2tasks
 from taskhook.v2.schemas import get_schema
 from taskhook.v2.serialize import dump
 
 log = get_logger("taskhook.v2")
-routes = web.RouteTableDef()
+api = Api("v2", prefix="v2_", errors=(404,))
+routes = api.routes
+NAMED = "Named by id or by name."
 
 
-@routes.get("/v2/task")
-async def get_task(request: web.Request) -> web.Response:
-    query, pool, who = request.query, request.app[POOL], principal(request)
-    task_id = params.required(query, "task_id")
-    expand, opts = params.expand(query, TASK_EXPAND), params.opts(query)
-    row = await lookup.task(pool, who, task_id)
-    [task] = await v2tasks.present(pool, who, [row], expand)
-    return reply(task, opts)
+@api.get("/v2/task", "Get a task", TaskOut, query=TaskQuery)
+async def get_task(request: web.Request, query: TaskQuery) -> web.Response:
+    pool, who = request.app[POOL], principal(request)
+    row = await lookup.task(pool, who, query.task_id)
+    [task] = await v2tasks.present(pool, who, [row], query.expand)
+    return reply(task, query.opts)
 
 
-async def _task_filters(request: web.Request) -> v2store.TaskFilters:
+async def _task_filters(request: web.Request, query: TasksQuery) -> v2store.TaskFilters:
     """A project or a batch is required (by id or name); unknown ones are 404s."""
-    query, pool, who = request.query, request.app[POOL], principal(request)
-    project_id, project_name = params.one(query, "project_id"), params.one(query, "project_name")
-    batch_id, batch_name = params.one(query, "batch_id"), params.one(query, "batch_name")
+    pool, who = request.app[POOL], principal(request)
+    project_id, project_name = query.project_id, query.project_name
+    batch_id, batch_name = query.batch_id, query.batch_name
     lookup.require_one(
         {
             "project_id": project_id,
@@ -63,44 +69,55 @@ async def _task_filters(request: web.Request) -> v2store.TaskFilters:
     return v2store.TaskFilters(
         project=project,
         batch=batch,
-        status=params.choice(query, "status", TASK_STATUSES),
-        completed_after=params.time(query, "completed_after"),
-        completed_before=params.time(query, "completed_before"),
+        status=query.status,
+        completed_after=query.completed_after,
+        completed_before=query.completed_before,
     )
 
 
-@routes.get("/v2/tasks")
-async def get_tasks(request: web.Request) -> web.Response:
+@api.get(
+    "/v2/tasks",
+    "List a project's or a batch's tasks, newest first. One of project_id, project_name, "
+    "batch_id or batch_name is required.",
+    GetTasksResponse,
+    query=TasksQuery,
+)
+async def get_tasks(request: web.Request, query: TasksQuery) -> web.Response:
     """Newest first; `next_token` on every page but the last."""
-    query, pool, who = request.query, request.app[POOL], principal(request)
-    expand, opts = params.expand(query, TASK_EXPAND), params.opts(query)
-    pager = Pager(request, "tasks")
-    filters = await _task_filters(request)
+    pool, who = request.app[POOL], principal(request)
+    pager = Pager(request, "tasks", query)
+    filters = await _task_filters(request, query)
     rows = await v2store.list_tasks(pool, who, filters, pager.after, pager.limit + 1)
     rows, token = pager.page(rows)
-    tasks = await v2tasks.present(pool, who, rows, expand)
-    return reply(GetTasksResponse(tasks=tasks, next_token=token), opts)
+    tasks = await v2tasks.present(pool, who, rows, query.expand)
+    return reply(GetTasksResponse(tasks=tasks, next_token=token), query.opts)
 
 
-@routes.post("/v2/task/chat")
-async def create_chat_task(request: web.Request) -> web.Response:
+@api.post(
+    "/v2/task/chat",
+    "Create a chat task",
+    TaskOut,
+    idempotent=True,
+    body=model_body(CreateChatTaskRequest, NAMED),
+)
+async def create_chat_task(
+    request: web.Request, conn: Any, body: CreateChatTaskRequest
+) -> dict[str, Any]:
     """200 (never 201: the SDK returns None for it) and the task, pending for a live key."""
-    raw = await request.read()
-    who, settings = principal(request), request.app[SETTINGS]
-
-    async def work(conn: Any) -> dict[str, Any]:
-        body = parse_model(CreateChatTaskRequest, decode_json(raw))
-        row = await v2tasks.create_chat_task(conn, who, body, settings)
-        log.info("task.created", task_id=row["id"], type="chat", api="v2", is_test=who.is_test)
-        [task] = await v2tasks.present(conn, who, [row])
-        return dump(task)
-
-    return await run_create(request, raw, work)
+    who = principal(request)
+    row = await v2tasks.create_chat_task(conn, who, body, request.app[SETTINGS])
+    log.info("task.created", task_id=row["id"], type="chat", api="v2", is_test=who.is_test)
+    [task] = await v2tasks.present(conn, who, [row])
+    return dump(task)
 
 
-@routes.post("/v2/task/metadata")
-async def set_task_metadata(request: web.Request) -> web.Response:
-    body = parse_model(SetTaskMetadataRequest, decode_json(await request.read()))
+@api.post(
+    "/v2/task/metadata",
+    "Set (or merge) a task's metadata",
+    TaskOut,
+    body=model_body(SetTaskMetadataRequest, NAMED),
+)
+async def set_task_metadata(request: web.Request, body: SetTaskMetadataRequest) -> web.Response:
     who = principal(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await v2tasks.set_metadata(conn, who, body)
@@ -108,13 +125,23 @@ async def set_task_metadata(request: web.Request) -> web.Response:
     return reply(task)
 
 
-@routes.get("/v2/annotation")
-async def get_annotation(request: web.Request) -> web.Response:
-    annotation_id = params.required(request.query, "annotation_id")
-    return ok(await v2tasks.annotation(request.app[POOL], principal(request), annotation_id))
+@api.get(
+    "/v2/annotation",
+    "Get one annotation of a delivered response",
+    Annotation,
+    query=AnnotationQuery,
+)
+async def get_annotation(request: web.Request, query: AnnotationQuery) -> web.Response:
+    return ok(await v2tasks.annotation(request.app[POOL], principal(request), query.annotation_id))
 
 
-@routes.get("/v2/schema")
-async def get_response_schema(request: web.Request) -> web.Response:
-    schema_id, text = get_schema(params.one(request.query, "schema_id"))
+@api.get(
+    "/v2/schema",
+    "The JSON Schema a delivered response follows",
+    GetSchemaResponse,
+    query=SchemaQuery,
+    op_id="v2_get_schema",
+)
+async def get_response_schema(request: web.Request, query: SchemaQuery) -> web.Response:
+    schema_id, text = get_schema(query.schema_id)
     return reply(GetSchemaResponse(schema=SchemaOut(id=schema_id, json=text)))
