@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## start taskhook on an embedded PostgreSQL (./.taskhook), for local use
 	TASKHOOK_ALLOW_PRIVATE_TARGETS=$${TASKHOOK_ALLOW_PRIVATE_TARGETS:-1} $(BIN)/taskhook serve
 
-test: $(STAMP)  ## lint, then the whole test suite against a real PostgreSQL
+test: $(STAMP)  ## lint and type-check, then the whole test suite against a real PostgreSQL
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/mypy --strict taskhook/core
 	$(BIN)/pytest
 
 bench: $(STAMP)  ## every benchmark scenario but the soak (~30 min; ARGS=--quick: ~10 min)

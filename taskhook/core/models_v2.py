@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -48,9 +48,9 @@ ErrorType = Literal[
 ]
 MessageRole = Literal["system", "user", "assistant", "function"]
 Option = Literal["annotation_details", "attachment_details", "model_parameters", "submissions"]
-OPTIONS: frozenset[str] = frozenset(Option.__args__)  # type: ignore[attr-defined]
-TASK_STATUSES: frozenset[str] = frozenset(TaskStatus.__args__)  # type: ignore[attr-defined]
-BATCH_STATUSES: frozenset[str] = frozenset(BatchStatus.__args__)  # type: ignore[attr-defined]
+OPTIONS: frozenset[str] = frozenset(get_args(Option))
+TASK_STATUSES: frozenset[str] = frozenset(get_args(TaskStatus))
+BATCH_STATUSES: frozenset[str] = frozenset(get_args(BatchStatus))
 
 # Annotation keys that only `opts=annotation_details` adds.
 ANNOTATION_DETAILS = ("title", "description", "labels", "possible_values", "metadata")
@@ -278,9 +278,6 @@ ANNOTATION_TYPES: frozenset[str] = frozenset(
     }
 )
 
-Annotations = Annotated[list[Annotation], Field(default_factory=list)]
-
-
 # --- threads, turns, messages (SDK: thread.py, turn.py, message.py, message_content.py) ---
 
 
@@ -309,7 +306,7 @@ class Attachment(V2Model):
 class ChunkText(V2Model):
     type: str
     text: str
-    annotations: Annotations
+    annotations: list[Annotation] = Field(default_factory=list)
 
 
 class Reasoning(V2Model):
@@ -359,7 +356,7 @@ class Message(V2Model):
     content: MessageContent
     source_id: str
     model_parameters: ModelParameters | None = None
-    annotations: Annotations
+    annotations: list[Annotation] = Field(default_factory=list)
     rubric_evaluations: list[RubricEvaluation] | None = None
 
     @model_serializer(mode="wrap")
@@ -375,7 +372,7 @@ class CriterionDefinition(V2Model):
     id: str = Field(min_length=1)
     criterion: str
     weight: Number | None = None
-    annotations: Annotations
+    annotations: list[Annotation] = Field(default_factory=list)
 
 
 class Rubric(V2Model):
@@ -386,7 +383,7 @@ class Rubric(V2Model):
 class Turn(V2Model):
     id: str = Field(default_factory=lambda: new_id("turn"), min_length=1)
     messages: list[Message]
-    annotations: Annotations
+    annotations: list[Annotation] = Field(default_factory=list)
     rubrics: list[Rubric] | None = None
 
 
@@ -398,7 +395,7 @@ class Submission(V2Model):
 class Thread(V2Model):
     id: str = Field(default_factory=lambda: new_id("thread"), min_length=1)
     turns: list[Turn]
-    annotations: Annotations
+    annotations: list[Annotation] = Field(default_factory=list)
     submissions: list[Submission] | None = None
 
     @model_serializer(mode="wrap")

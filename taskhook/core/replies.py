@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from taskhook.core.tasktypes import TASK_TYPES
 
@@ -23,7 +23,19 @@ Timestamp = Annotated[
         {"type": "string", "format": "date-time", "examples": ["2016-06-23T09:09:34.752Z"]}
     ),
 ]
-TaskType = Literal[tuple(sorted(TASK_TYPES))]  # type: ignore[valid-type]
+
+
+def _task_type(value: str) -> str:
+    if value not in TASK_TYPES:
+        raise ValueError(f"not a task type: {value!r}")
+    return value
+
+
+TaskType = Annotated[
+    str,
+    AfterValidator(_task_type),
+    WithJsonSchema({"type": "string", "enum": sorted(TASK_TYPES)}),
+]
 TaskStatus = Literal["pending", "completed", "canceled", "error"]
 ReviewStatus = Literal["pending", "accepted", "fixed", "rejected", "commented"]
 BatchState = Literal["staging", "in_progress", "completed"]

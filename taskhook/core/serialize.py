@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from taskhook.core.replies import Batch, LimitedTask, Project, Task, TaskTemplate, built
+from taskhook.core.store import RowLike
 
 
 def iso(ts: datetime | None) -> str | None:
@@ -33,12 +33,12 @@ _OPTIONAL = (
 )
 
 
-def task_json(row: Mapping[str, Any]) -> Task:
+def task_json(row: RowLike) -> Task:
     """A task as GET /v1/task/{id} returns it."""
     return built(Task, task_fields(row))
 
 
-def task_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+def task_fields(row: RowLike) -> dict[str, Any]:
     """task_json's keys and values, as a dict to build a callback body from."""
     task: dict[str, Any] = {
         "task_id": row["id"],
@@ -66,7 +66,7 @@ def task_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     return task
 
 
-def limited_task_json(row: Mapping[str, Any]) -> LimitedTask:
+def limited_task_json(row: RowLike) -> LimitedTask:
     """`limited_response=true`: only the fields the SDK documents for it."""
     fields = {
         "task_id": row["id"],
@@ -77,11 +77,11 @@ def limited_task_json(row: Mapping[str, Any]) -> LimitedTask:
     return built(LimitedTask, fields)
 
 
-def batch_json(row: Mapping[str, Any]) -> Batch:
+def batch_json(row: RowLike) -> Batch:
     return built(Batch, batch_fields(row))
 
 
-def batch_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+def batch_fields(row: RowLike) -> dict[str, Any]:
     """batch_json's keys and values, as a dict (the body of a batch's callback)."""
     return {
         "name": row["name"],
@@ -95,7 +95,7 @@ def batch_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def project_json(row: Mapping[str, Any]) -> Project:
+def project_json(row: RowLike) -> Project:
     project = {
         "name": row["name"],
         "type": row["type"],
@@ -114,7 +114,7 @@ def project_json(row: Mapping[str, Any]) -> Project:
 TEMPLATE_TYPES = frozenset({"textcollection", "chat", "chatexperimental", "chatlite", "multichat"})
 
 
-def template_json(row: Mapping[str, Any]) -> TaskTemplate:
+def template_json(row: RowLike) -> TaskTemplate:
     """A project's task template, as get_project_template reads it. taskhook keeps one
     template per project, made of its current params: `template_variables` and
     `response_schema` from them, `version` their version (0 before any params)."""

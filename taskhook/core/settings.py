@@ -12,6 +12,7 @@ import binascii
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -229,10 +230,10 @@ def check_webhook_secret(value: str) -> None:
         raise ValueError(f"not accepted by standardwebhooks ({type(exc).__name__})") from None
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Build the settings; a bad value stops the start with a message that names it."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
             f"TASKHOOK_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"

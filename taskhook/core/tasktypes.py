@@ -181,7 +181,7 @@ _PARAM_SHAPES: dict[str, dict[str, Any]] = {
     "labels": {"type": "array", "minItems": 1},
     "features": {"type": "array", "minItems": 1},
 }
-_NON_EMPTY = {"not": {"enum": [None, "", [], {}]}}
+_NON_EMPTY: dict[str, Any] = {"not": {"enum": [None, "", [], {}]}}
 
 
 def _non_null(prop: dict[str, Any]) -> dict[str, Any]:

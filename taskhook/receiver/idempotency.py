@@ -13,13 +13,13 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
 from taskhook.core import store
 from taskhook.core.appkeys import POOL, principal
 from taskhook.core.errors import ApiError, BadRequest, Conflict, TooManyRequests
 from taskhook.core.responses import dumps, error_body
+from taskhook.core.store import Connection
 
 # A claim not finished within this time is considered abandoned (its holder died).
 IN_FLIGHT_LOCK_SECONDS = 60.0
@@ -34,7 +34,7 @@ IDEMPOTENCY_KEY = {  # the header, as the OpenAPI document shows it
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS},
 }
 
-Work = Callable[[asyncpg.Connection], Awaitable[Any]]
+Work = Callable[[Connection], Awaitable[Any]]
 
 
 async def run_create(request: web.Request, raw: bytes, work: Work) -> web.Response:

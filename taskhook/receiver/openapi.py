@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import TypeAdapter
+from pydantic.json_schema import JsonSchemaMode
 
 from taskhook import __version__
 from taskhook.core import ops
@@ -158,7 +159,9 @@ class _Schemas:
     def __init__(self, operations: list[Op]) -> None:
         types = [Error, *(t for op in operations for t in (op.reply, _body_type(op)))]
         self.types = [t for t in dict.fromkeys(map(_Key, types)) if not isinstance(t.tp, dict)]
-        inputs = [(key, "validation", TypeAdapter(key.tp)) for key in self.types]
+        inputs: list[tuple[_Key, JsonSchemaMode, TypeAdapter[Any]]] = [
+            (key, "validation", TypeAdapter(key.tp)) for key in self.types
+        ]
         roots, top = TypeAdapter.json_schemas(inputs, ref_template=REF)
         self.roots = {key: schema for (key, _), schema in roots.items()}
         self.components: dict[str, Any] = dict(top.get("$defs", {}))
@@ -201,7 +204,7 @@ def _parameters(op: Op) -> list[dict[str, Any]]:
             schema = {k: v for k, v in props[name].items() if k not in ("title", "description")}
             if schema.get("default", 0) is None:
                 del schema["default"]
-            param = {
+            param: dict[str, Any] = {
                 "name": name,
                 "in": "query",
                 "description": field.description or "",

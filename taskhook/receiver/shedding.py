@@ -14,16 +14,12 @@ Every shed request is counted in `taskhook_requests_shed_total{reason}`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from taskhook.core import metrics
 from taskhook.core.errors import ApiError
 from taskhook.core.responses import error
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 RETRY_AFTER_SECONDS = 1
 

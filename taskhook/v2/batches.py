@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
-
 from taskhook.core import store
 from taskhook.core.errors import BadRequest
 from taskhook.core.models_v2 import (
@@ -23,7 +21,7 @@ from taskhook.core.models_v2 import (
 )
 from taskhook.core.principal import Principal
 from taskhook.core.settings import Settings
-from taskhook.core.store import Row
+from taskhook.core.store import Connection, Row
 from taskhook.core.store import v2 as v2store
 from taskhook.core.tasks import check_callback_url
 from taskhook.core.validation import check_metadata
@@ -59,7 +57,7 @@ MOVES = {
 
 
 async def create(
-    conn: asyncpg.Connection, who: Principal, body: CreateBatchRequest, settings: Settings
+    conn: Connection, who: Principal, body: CreateBatchRequest, settings: Settings
 ) -> Row:
     metadata = check_metadata(body.metadata or {})
     if body.callback:
@@ -73,9 +71,7 @@ async def create(
     return await lookup.batch(conn, who, None, body.name)
 
 
-async def move(
-    conn: asyncpg.Connection, who: Principal, action: str, body: BatchOperationRequest
-) -> Row:
+async def move(conn: Connection, who: Principal, action: str, body: BatchOperationRequest) -> Row:
     """Run one lifecycle move on the batch, locked; returns the batch as it now reads."""
     rule = MOVES[action]
     batch = await _locked(conn, who, body)
@@ -98,16 +94,14 @@ def _past(action: str) -> str:
     )
 
 
-async def set_metadata(
-    conn: asyncpg.Connection, who: Principal, body: SetBatchMetadataRequest
-) -> Row:
+async def set_metadata(conn: Connection, who: Principal, body: SetBatchMetadataRequest) -> Row:
     batch = await _locked(conn, who, body)
     metadata = deep_merge(batch["metadata"], body.metadata) if body.merge else body.metadata
     await v2store.set_batch_metadata(conn, who, batch["public_id"], check_metadata(metadata))
     return await lookup.batch(conn, who, batch["public_id"], None)
 
 
-async def _locked(conn: asyncpg.Connection, who: Principal, body: BatchOperationRequest) -> Row:
+async def _locked(conn: Connection, who: Principal, body: BatchOperationRequest) -> Row:
     """Find the batch, lock its row, and read it again under the lock."""
     found = await lookup.batch(conn, who, body.batch_id, body.batch_name)
     await v2store.lock_batch(conn, who, found["public_id"])

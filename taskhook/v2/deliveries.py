@@ -18,12 +18,13 @@ import asyncpg
 
 from taskhook.core import events
 from taskhook.core.models import Event
+from taskhook.core.store import Connection
 
 MAX_CHARS = 200  # of a delivery name and a task id, as in ingest events
 
 
 async def deliver_tasks(
-    conn: asyncpg.Connection,
+    conn: Connection,
     delivery_name: str,
     task_ids: list[str],
     delivered_at: datetime | None = None,

@@ -36,6 +36,7 @@ from taskhook.core.models_v2 import (
     Thread,
 )
 from taskhook.core.serialize import iso
+from taskhook.core.store import RowLike
 
 log = get_logger("taskhook.v2")
 THREADS = TypeAdapter(list[Thread])
@@ -51,12 +52,12 @@ def dump(model: BaseModel, opts: Iterable[str] = ()) -> dict[str, Any]:
     )
 
 
-def project_out(row: Mapping[str, Any]) -> ProjectOut:
+def project_out(row: RowLike) -> ProjectOut:
     # `types` is left out: v1 project types are task types, not Scale's GenAI project types.
     return ProjectOut(id=row["public_id"], name=row["name"], created_at=_time(row["created_at"]))
 
 
-def batch_out(row: Mapping[str, Any], project: ProjectOut | None = None) -> BatchOut:
+def batch_out(row: RowLike, project: ProjectOut | None = None) -> BatchOut:
     """A row of v2_list_batches; `project` expands the project id into the object."""
     return BatchOut(
         id=row["public_id"],
@@ -71,7 +72,7 @@ def batch_out(row: Mapping[str, Any], project: ProjectOut | None = None) -> Batc
 
 
 def task_out(
-    row: Mapping[str, Any],
+    row: RowLike,
     project: ProjectOut | None = None,
     batch: BatchOut | None = None,
 ) -> TaskOut:
@@ -89,7 +90,7 @@ def task_out(
     )
 
 
-def delivery_out(row: Mapping[str, Any], project: ProjectOut | None = None) -> DeliveryOut:
+def delivery_out(row: RowLike, project: ProjectOut | None = None) -> DeliveryOut:
     """A row of v2_list_deliveries."""
     return DeliveryOut(
         id=row["id"],
@@ -100,7 +101,7 @@ def delivery_out(row: Mapping[str, Any], project: ProjectOut | None = None) -> D
     )
 
 
-def delivered_doc(row: Mapping[str, Any], schema_id: str | None) -> DeliveredTaskDoc:
+def delivered_doc(row: RowLike, schema_id: str | None) -> DeliveredTaskDoc:
     """A row of v2_delivered_responses; the delivery fields are null when undelivered."""
     response = row["response"]
     return DeliveredTaskDoc(
@@ -119,7 +120,7 @@ def dataset_out(dataset_id: str) -> DatasetOut:
 
 
 def dataset_delivery_out(
-    row: Mapping[str, Any], expand_dataset: bool = False, prefix: str = ""
+    row: RowLike, expand_dataset: bool = False, prefix: str = ""
 ) -> DatasetDeliveryOut:
     """A row of v2_dataset_deliveries (prefix ""), or the delivery part of a row of
     v2_dataset_tasks (prefix "delivery_")."""
@@ -132,7 +133,7 @@ def dataset_delivery_out(
     )
 
 
-def dataset_task_out(row: Mapping[str, Any], expand: Iterable[str] = ()) -> DatasetTaskOut:
+def dataset_task_out(row: RowLike, expand: Iterable[str] = ()) -> DatasetTaskOut:
     """A row of v2_dataset_tasks; `expand` may name dataset and delivery."""
     expand = frozenset(expand)
     dataset = "dataset" in expand
@@ -152,7 +153,7 @@ def _time(value: Any) -> str:
     return text
 
 
-def _results(row: Mapping[str, Any]) -> dict[str, Any]:
+def _results(row: RowLike) -> dict[str, Any]:
     """threads, errors, sensitive_content_reports by status (seed 001): only a completed task
     has threads (others have `[]`); a reported one has reports and no `threads` key; an
     errored one has `errors`."""
@@ -169,13 +170,13 @@ def _results(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"threads": []}
 
 
-def threads_of(response: Mapping[str, Any], row: Mapping[str, Any]) -> list[Thread]:
+def threads_of(response: Mapping[str, Any], row: RowLike) -> list[Thread]:
     if "threads" not in response:
         return []
     return _valid(THREADS, response["threads"], row) or []
 
 
-def errors_of(response: Mapping[str, Any], row: Mapping[str, Any]) -> list[ErrorDetail]:
+def errors_of(response: Mapping[str, Any], row: RowLike) -> list[ErrorDetail]:
     """v2 `errors` as reported; else v1's `error` text as one untyped error."""
     if "errors" in response:
         errors = _valid(ERRORS, response["errors"], row)
@@ -185,7 +186,7 @@ def errors_of(response: Mapping[str, Any], row: Mapping[str, Any]) -> list[Error
     return [ErrorDetail(message=message)] if isinstance(message, str) else []
 
 
-def _valid(adapter: TypeAdapter[Any], value: Any, row: Mapping[str, Any]) -> Any:
+def _valid(adapter: TypeAdapter[Any], value: Any, row: RowLike) -> Any:
     try:
         return adapter.validate_python(value)
     except ValidationError as exc:

@@ -8,7 +8,6 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
-import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
 from taskhook.core import callbacks, store
@@ -28,7 +27,7 @@ from taskhook.core.models_v2 import (
 )
 from taskhook.core.principal import Principal
 from taskhook.core.settings import Settings
-from taskhook.core.store import Conn, Row
+from taskhook.core.store import Conn, Connection, Row
 from taskhook.core.store import v2 as v2store
 from taskhook.core.tasks import check_callback_url
 from taskhook.core.validation import check_metadata
@@ -37,7 +36,7 @@ from taskhook.v2.serialize import batch_out, project_out, task_out
 
 CHAT_TYPE = "chat"  # v1 sees a v2 chat task as type "chat", its input in params
 TEST_SOURCE_ID = "taskhook-test"
-_ANNOTATION = TypeAdapter(Annotation)
+_ANNOTATION = TypeAdapter[Annotation](Annotation)
 
 
 async def present(
@@ -74,7 +73,7 @@ async def projects_by_id(
 
 
 async def create_chat_task(
-    conn: asyncpg.Connection, who: Principal, body: CreateChatTaskRequest, settings: Settings
+    conn: Connection, who: Principal, body: CreateChatTaskRequest, settings: Settings
 ) -> Row:
     """Validate everything, then write one row. A test key's task completes at once with a
     synthetic thread and calls back, as every test-key task does."""
@@ -156,9 +155,7 @@ def synthetic_response(template_variables: dict[str, Any]) -> dict[str, Any]:
     return {"threads": [thread.model_dump(mode="json", exclude_none=True)]}
 
 
-async def set_metadata(
-    conn: asyncpg.Connection, who: Principal, body: SetTaskMetadataRequest
-) -> Row:
+async def set_metadata(conn: Connection, who: Principal, body: SetTaskMetadataRequest) -> Row:
     """merge=false replaces the whole object; merge=true merges deeply, new values winning."""
     task = await store.lock_task(conn, who, body.task_id)
     if task is None:

@@ -18,6 +18,7 @@ import secrets
 from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from taskhook.core.accounts import hash_key
 from taskhook.core.appkeys import POOL, TOKEN_KEY
@@ -90,7 +91,7 @@ def _cross_site(request: web.Request) -> bool:
 
 
 @web.middleware
-async def page_session(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def page_session(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every page but the sign-in form and the static files needs a live session; every
     POST also a CSRF token. Runs after the API-key middleware, which skips the pages."""
     path = request.path

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,8 @@ from taskhook.core.store.queries import queries
 Connection = asyncpg.Connection | PoolConnectionProxy
 Conn = Connection | asyncpg.Pool
 Row = asyncpg.Record
+# What the serializers read: a row, or a dict of the same columns.
+RowLike = Row | Mapping[str, Any]
 
 
 @contextlib.asynccontextmanager

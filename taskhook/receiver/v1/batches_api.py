@@ -73,6 +73,7 @@ async def create_batch(request: web.Request, conn: Any, body: BatchCreate) -> Ba
         metadata,
     )
     row = await store.get_batch(conn, who, body.name)
+    assert row is not None  # inserted above, in this transaction
     log.info("batch.created", batch=body.name, project=body.project)
     return batch_json(row)
 

@@ -26,13 +26,13 @@ Events = Event | Annotated[list[Event], Field(min_length=1, max_length=MAX_EVENT
 
 
 def _header(name: str, description: str, **schema: str) -> dict[str, object]:
-    schema = {"type": "string", "minLength": 1, **schema}  # type: ignore[dict-item]
+    full: dict[str, object] = {"type": "string", "minLength": 1, **schema}
     return {
         "name": name,
         "in": "header",
         "required": True,
         "description": description,
-        "schema": schema,
+        "schema": full,
     }
 
 

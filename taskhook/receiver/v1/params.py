@@ -8,9 +8,12 @@ Schema is what the document shows.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
+import annotated_types
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema
 
 from taskhook.core.errors import BadRequest
@@ -36,6 +39,19 @@ TIME_SCHEMA = {
 
 class Query(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+@dataclass(frozen=True)
+class Parsed(annotated_types.GroupedMetadata):
+    """A query parameter's metadata (`Annotated[str | None, Parsed(...)]`): the raw value
+    goes through `check`, which raises the 400, and the document shows `schema`."""
+
+    check: Callable[[Any, ValidationInfo], Any]
+    schema: dict[str, Any]
+
+    def __iter__(self) -> Iterator[object]:
+        yield BeforeValidator(self.check)
+        yield WithJsonSchema(self.schema)
 
 
 def _limit(raw: str) -> int:
@@ -81,7 +97,7 @@ def _unknown(name: Any, value: str, allowed: frozenset[str]) -> BadRequest:
     )
 
 
-def choice(allowed: frozenset[str]) -> Any:
+def choice(allowed: frozenset[str]) -> Parsed:
     """One value of a closed list."""
 
     def check(raw: str, info: ValidationInfo) -> str:
@@ -89,15 +105,14 @@ def choice(allowed: frozenset[str]) -> Any:
             raise _unknown(info.field_name, raw, allowed)
         return raw
 
-    schema = {"type": "string", "enum": sorted(allowed)}
-    return Annotated[str | None, BeforeValidator(check), WithJsonSchema(schema)]
+    return Parsed(check, {"type": "string", "enum": sorted(allowed)})
 
 
 def _nonempty(values: list[str]) -> list[str] | None:
     return [v for v in values if v != ""] or None
 
 
-def any_of(allowed: frozenset[str]) -> Any:
+def any_of(allowed: frozenset[str]) -> Parsed:
     """Values of a closed list, repeated or comma-joined."""
 
     def check(values: list[str], info: ValidationInfo) -> list[str] | None:
@@ -107,8 +122,7 @@ def any_of(allowed: frozenset[str]) -> Any:
                 raise _unknown(info.field_name, value, allowed)
         return parts or None
 
-    schema = {"type": "array", "items": {"type": "string", "enum": sorted(allowed)}}
-    return Annotated[list[str] | None, BeforeValidator(check), WithJsonSchema(schema)]
+    return Parsed(check, {"type": "array", "items": {"type": "string", "enum": sorted(allowed)}})
 
 
 Text = Annotated[str | None, WithJsonSchema({"type": "string"})]
@@ -139,13 +153,13 @@ def upper_bound(value: datetime | None) -> datetime | None:
     return value + _REST_OF_MILLISECOND
 
 
-def _unless(first: str) -> Any:
+def _unless(first: str) -> Parsed:
     """A synonym of `first`: read only when `first` is not given."""
 
     def check(raw: str, info: ValidationInfo) -> datetime | None:
         return None if info.data.get(first) is not None else _time(raw, info)
 
-    return Annotated[datetime | None, BeforeValidator(check), WithJsonSchema(TIME_SCHEMA)]
+    return Parsed(check, TIME_SCHEMA)
 
 
 def _at(text: str) -> Any:
@@ -153,19 +167,21 @@ def _at(text: str) -> Any:
 
 
 class TaskListQuery(Query):
-    type: choice(TASK_TYPES) = Field(None, description="Task type.")  # type: ignore[valid-type]
+    type: Annotated[str | None, choice(TASK_TYPES)] = Field(None, description="Task type.")
     project: Text = Field(None, description="Project name; an unknown one matches nothing.")
     batch: Text = Field(None, description="Batch name; an unknown one matches nothing.")
-    status: any_of(STATUSES) = Field(None, description="Any of; comma lists too.")  # type: ignore[valid-type]
+    status: Annotated[list[str] | None, any_of(STATUSES)] = Field(
+        None, description="Any of; comma lists too."
+    )
     start_time: Time = _at("Created at or after.")
-    created_after: _unless("start_time") = _at("Same as start_time.")  # type: ignore[valid-type]
+    created_after: Annotated[datetime | None, _unless("start_time")] = _at("Same as start_time.")
     end_time: Time = _at("Created at or before.")
-    created_before: _unless("end_time") = _at("Same as end_time.")  # type: ignore[valid-type]
+    created_before: Annotated[datetime | None, _unless("end_time")] = _at("Same as end_time.")
     completed_after: Time = _at("Completed at or after.")
     completed_before: Time = _at("Completed at or before.")
     updated_after: Time = _at("Updated at or after.")
     updated_before: Time = _at("Updated at or before.")
-    customer_review_status: any_of(REVIEW_STATUSES) = Field(  # type: ignore[valid-type]
+    customer_review_status: Annotated[list[str] | None, any_of(REVIEW_STATUSES)] = Field(
         None, description="Any of; comma lists too (the SDK comma-joins them)."
     )
     unique_id: Many = Field(None, description="Any of these unique_ids.")
@@ -198,7 +214,7 @@ class TaskListQuery(Query):
 
 
 class BatchListQuery(Query):
-    status: choice(BATCH_STATUSES) = Field(None, description="Batch status.")  # type: ignore[valid-type]
+    status: Annotated[str | None, choice(BATCH_STATUSES)] = Field(None, description="Batch status.")
     limit: Limit = MAX_LIMIT
     offset: Offset = Field(0, description="Rows to skip.")
     exclude_archived: Flag = Field(

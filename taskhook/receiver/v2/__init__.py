@@ -3,13 +3,13 @@ one of them, for the app factory."""
 
 from __future__ import annotations
 
-from aiohttp.web import RouteDef
+from aiohttp.web import AbstractRouteDef
 
 from taskhook.receiver.v2 import batches_api, datasets_api, deliveries_api, tasks_api
 
-routes: list[RouteDef] = [
-    *tasks_api.routes,  # type: ignore[list-item]
-    *batches_api.routes,  # type: ignore[list-item]
-    *deliveries_api.routes,  # type: ignore[list-item]
-    *datasets_api.routes,  # type: ignore[list-item]
+routes: list[AbstractRouteDef] = [
+    *tasks_api.routes,
+    *batches_api.routes,
+    *deliveries_api.routes,
+    *datasets_api.routes,
 ]

@@ -20,6 +20,7 @@ from taskhook.core.appkeys import POOL, principal
 from taskhook.core.errors import NotFound
 from taskhook.core.jsoncodec import dumps
 from taskhook.core.models_v2 import (
+    DatasetDeliveryOut,
     DatasetTaskOut,
     GetDatasetDeliveriesResponse,
     GetDatasetDeliveryResponse,
@@ -97,7 +98,7 @@ async def get_dataset_delivery(request: web.Request, query: DatasetDeliveryQuery
     rows, token = pager.page(
         await v2store.dataset_tasks(pool, who, filters, pager.after, pager.limit + 1), PAGE_KEY
     )
-    shown: object = delivery_id
+    shown: str | DatasetDeliveryOut = delivery_id
     if "delivery" in expand:
         shown = dataset_delivery_out(found[0], "dataset" in expand)
     tasks = [dataset_task_out(r, expand) for r in rows]

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from taskhook.core.appkeys import POOL, principal
 from taskhook.core.models_v2 import (
+    DeliveryOut,
     GetDeliveredTasksResponse,
     GetDeliveriesResponse,
     GetDeliveryTasksResponse,
@@ -66,7 +67,7 @@ async def get_delivery(request: web.Request, query: DeliveryQuery) -> web.Respon
     rows = await v2store.delivery_task_page(pool, who, delivery["id"], pager.after, pager.limit + 1)
     rows, token = pager.page(rows)
     tasks = await v2tasks.present(pool, who, rows, expand)
-    shown: object = delivery["id"]
+    shown: str | DeliveryOut = delivery["id"]
     if "delivery" in expand:
         projects = {}
         if "project" in expand:

@@ -27,6 +27,7 @@ from taskhook.receiver.v1.params import (
     TIME_NOTE,
     TIME_SCHEMA,
     Limit,
+    Parsed,
     Query,
     Required,
     Text,
@@ -40,9 +41,10 @@ PROJECT_EXPAND = frozenset({"project"})
 DATASET_EXPAND = frozenset({"dataset"})
 DATASET_TASK_EXPAND = frozenset({"dataset", "delivery"})
 _REST_OF_MILLISECOND = timedelta(microseconds=999)
+_LIST = "Repeated, or a comma list."
 
 
-def several(allowed: frozenset[str], text: str) -> Any:
+def several(allowed: frozenset[str]) -> Parsed:
     """Values of a closed list, repeated or comma-joined."""
 
     def check(values: list[str], info: ValidationInfo) -> frozenset[str]:
@@ -55,13 +57,24 @@ def several(allowed: frozenset[str], text: str) -> Any:
             )
         return frozenset(found)
 
-    schema = {"type": "array", "items": {"type": "string", "enum": sorted(allowed)}}
-    doc = Field(frozenset(), description=text + " Repeated, or a comma list.")
-    return Annotated[frozenset[str], BeforeValidator(check), WithJsonSchema(schema), doc]
+    return Parsed(check, {"type": "array", "items": {"type": "string", "enum": sorted(allowed)}})
 
 
-def expand(*allowed: str) -> Any:
-    return several(frozenset(allowed), "Objects to return whole instead of their id.")
+_EXPAND: Any = Field(
+    frozenset(), description="Objects to return whole instead of their id. " + _LIST
+)
+TaskExpand = Annotated[frozenset[str], several(TASK_EXPAND), _EXPAND]
+DeliveryExpand = Annotated[frozenset[str], several(DELIVERY_EXPAND), _EXPAND]
+ProjectExpand = Annotated[frozenset[str], several(PROJECT_EXPAND), _EXPAND]
+DatasetExpand = Annotated[frozenset[str], several(DATASET_EXPAND), _EXPAND]
+DatasetTaskExpand = Annotated[frozenset[str], several(DATASET_TASK_EXPAND), _EXPAND]
+Opts = Annotated[
+    frozenset[str],
+    several(OPTIONS),
+    Field(frozenset(), description="Extra details in each task. " + _LIST),
+]
+TaskStatusParam = Annotated[str | None, choice(TASK_STATUSES)]
+BatchStatusParam = Annotated[str | None, choice(BATCH_STATUSES)]
 
 
 def _time(raw: str, info: ValidationInfo) -> datetime:
@@ -81,7 +94,6 @@ Time = Annotated[
     WithJsonSchema(TIME_SCHEMA),
     Field(None, description=TIME_NOTE),
 ]
-Opts = several(OPTIONS, "Extra details in each task.")
 
 
 def _id(text: str) -> Any:
@@ -105,14 +117,14 @@ class ByBatch(Query):
 
 class TaskQuery(Query):
     task_id: Required = Field(description="The task's id.")
-    expand: expand("project", "batch")  # type: ignore[valid-type]
-    opts: Opts  # type: ignore[valid-type]
+    expand: TaskExpand
+    opts: Opts
 
 
 class TasksQuery(Paged, ByBatch, ByProject):
-    expand: expand("project", "batch")  # type: ignore[valid-type]
-    opts: Opts  # type: ignore[valid-type]
-    status: choice(TASK_STATUSES) = _id("Task status.")  # type: ignore[valid-type]
+    expand: TaskExpand
+    opts: Opts
+    status: TaskStatusParam = _id("Task status.")
     completed_after: Time
     completed_before: Time
 
@@ -126,12 +138,12 @@ class SchemaQuery(Query):
 
 
 class BatchQuery(ByBatch):
-    expand: expand("project")  # type: ignore[valid-type]
+    expand: ProjectExpand
 
 
 class BatchesQuery(Paged, ByProject):
-    expand: expand("project")  # type: ignore[valid-type]
-    status: choice(BATCH_STATUSES) = _id("Batch status.")  # type: ignore[valid-type]
+    expand: ProjectExpand
+    status: BatchStatusParam = _id("Batch status.")
     created_after: Time
     created_before: Time
     completed_after: Time
@@ -144,49 +156,49 @@ class ProjectsQuery(Query):
 
 
 class DeliveriesQuery(ByProject):
-    expand: expand("project")  # type: ignore[valid-type]
+    expand: ProjectExpand
     delivered_after: Time
     delivered_before: Time
 
 
 class DeliveryQuery(Paged, ByProject):
-    expand: expand("project", "batch", "delivery")  # type: ignore[valid-type]
-    opts: Opts  # type: ignore[valid-type]
+    expand: DeliveryExpand
+    opts: Opts
     delivery_id: Text = _id("The delivery's id.")
     delivery_name: Text = _id("The delivery's name (with a project).")
 
 
 class DeliveryTasksQuery(Paged, ByProject):
     delivery_id: Text = _id("Only the tasks of this delivery.")
-    status: choice(TASK_STATUSES) = _id("Task status.")  # type: ignore[valid-type]
+    status: TaskStatusParam = _id("Task status.")
     completed_after: Time
     completed_before: Time
 
 
 class DatasetDeliveriesQuery(Query):
-    expand: expand("dataset")  # type: ignore[valid-type]
+    expand: DatasetExpand
     dataset_id: Text = _id("The dataset's id (a project's datasetId).")
     delivered_after: Time
     delivered_before: Time
 
 
 class DatasetDeliveryQuery(Paged):
-    expand: expand("dataset", "delivery")  # type: ignore[valid-type]
+    expand: DatasetTaskExpand
     delivery_id: Required = Field(description="The delivery's id.")
 
 
 class DatasetTasksQuery(DatasetDeliveriesQuery, Paged):
-    expand: expand("dataset", "delivery")  # type: ignore[valid-type]
+    expand: DatasetTaskExpand
     delivery_id: Text = _id("Only the tasks of this delivery.")
 
 
 class DatasetTaskQuery(Query):
-    expand: expand("dataset", "delivery")  # type: ignore[valid-type]
+    expand: DatasetTaskExpand
     task_id: Required = Field(description="The task's id.")
 
 
 class Pager:
-    """Keyset paging with signed, opaque `next_token`s (taskhook/cursor.py), bound to the
+    """Keyset paging with signed, opaque `next_token`s (taskhook/core/cursor.py), bound to the
     account, the world and the list (a token of one list is refused by another)."""
 
     def __init__(self, request: web.Request, kind: str, query: Paged) -> None:

@@ -144,4 +144,4 @@ async def get_annotation(request: web.Request, query: AnnotationQuery) -> web.Re
 )
 async def get_response_schema(request: web.Request, query: SchemaQuery) -> web.Response:
     schema_id, text = get_schema(query.schema_id)
-    return reply(GetSchemaResponse(schema=SchemaOut(id=schema_id, json=text)))
+    return reply(GetSchemaResponse(schema_=SchemaOut(id=schema_id, json_=text)))
