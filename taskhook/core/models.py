@@ -263,7 +263,7 @@ class Event(BaseModel):
     audited_by: str | None = Field(None, max_length=500)
     audit_time_secs: float | None = Field(None, ge=0, strict=False)
     comments: str | None = Field(None, max_length=10_000)
-    # v2 (issue 8; checked and folded into response/error by taskhook/core/events_v2.py)
+    # v2 results (checked and folded into response/error by taskhook/core/events_v2.py)
     threads: list[Any] | None = None
     sensitive_content_reports: list[Any] | None = None
     errors: list[Any] | None = None

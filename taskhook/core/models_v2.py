@@ -1,6 +1,6 @@
 """Scale's v2 shapes as pydantic models, mirroring scaleapi 2.18.4's `client.v2` models.
 
-One set of models serves both directions (reference/scale-api-v2.md §3):
+One set of models serves both directions:
 - ingest: the workforce's `threads`, `errors` and `sensitive_content_reports` are validated
   strictly (no coercion, unknown keys refused) before anything is stored; missing ids of
   threads, turns and annotations are assigned here, and missing `annotations` become `[]`;
@@ -10,7 +10,7 @@ One set of models serves both directions (reference/scale-api-v2.md §3):
 
 Where the SDK declares more than it can parse, these models accept only what parses: a `file`
 annotation's value is a list of files (a single object makes the SDK raise "Multiple
-matches"), and message `attachments` are kept but never emitted on v2 (§3.4.1, check N1).
+matches"), and message `attachments` are kept but never emitted on v2.
 
 Dumps honour a context `{"opts": {...}}` (the `opts` query parameter): without
 `annotation_details` an annotation keeps only its answer (id, key, type, value,
@@ -37,7 +37,7 @@ from pydantic import (
 TaskStatus = Literal["pending", "completed", "canceled", "error", "deleted"]
 # What taskhook's tasks can be (the SDK's enum also has "deleted"; nothing is deleted here).
 StoredTaskStatus = Literal["pending", "completed", "canceled", "error"]
-# Two l's, unlike the task's "canceled" (reference §3.4.5).
+# Two l's, unlike the task's "canceled", as Scale spells it for batches.
 BatchStatus = Literal["staging", "in_progress", "completed", "paused", "cancelled"]
 ErrorType = Literal[
     "UNSUPPORTED_LANGUAGE",
@@ -325,7 +325,7 @@ class MessageContent(V2Model):
         self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
     ) -> Any:
         data = handler(self)
-        if _opts(info) is not None:  # never on v2: the SDK cannot parse them (check N1)
+        if _opts(info) is not None:  # never on v2: the SDK cannot parse them
             data.pop("attachments", None)
         return data
 

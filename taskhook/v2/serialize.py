@@ -1,6 +1,6 @@
-"""Database rows to Scale's v2 JSON shapes, built through the models of taskhook/v2/models.py.
+"""Database rows to Scale's v2 JSON shapes, built through the models of core/models_v2.py.
 
-v1 and v2 are two views of the same rows: taskhook/serialize.py shows a task as v1 does
+v1 and v2 are two views of the same rows: core/serialize.py shows a task as v1 does
 (`type`, `params`, `response`, ...), this module shows it as v2 does (`project` and `batch`
 by id, `threads`, `errors`, `sensitive_content_reports`). A v2 chat task's results live in
 its `response` (`{"threads": [...]}` or `{"sensitive_content_reports": [...]}`), so v1
@@ -10,7 +10,7 @@ readers and v1-shaped callbacks carry them too; a v2 error's details live in
 Every function returns a model; `dump` turns it into JSON with the caller's `opts`. Stored
 content that does not validate (e.g. a v1 customer fix whose response has a malformed
 `threads`) is left out and logged, never emitted: a reply the SDK cannot parse would fail
-the whole call (reference/scale-api-v2.md §1.2).
+the whole call.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def _time(value: Any) -> str:
 
 
 def _results(row: RowLike) -> dict[str, Any]:
-    """threads, errors, sensitive_content_reports by status (seed 001): only a completed task
+    """threads, errors, sensitive_content_reports by status: only a completed task
     has threads (others have `[]`); a reported one has reports and no `threads` key; an
     errored one has `errors`."""
     status, response = row["status"], row["response"]

@@ -1,5 +1,5 @@
 """Handlers of the file endpoints: upload (multipart), import (a URL), the metadata, and
-the bytes behind each attachment_url (taskhook/files.py has the rules)."""
+the bytes behind each attachment_url (taskhook/core/files.py has the rules)."""
 
 from __future__ import annotations
 

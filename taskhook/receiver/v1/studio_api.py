@@ -1,7 +1,7 @@
 """Handlers of Scale's Studio API: how a team running its own labeling operation assigns
 work. Per world, like the projects they name.
 
-- Assignments: which teammates (taskhook/receiver/teams_api.py) work on which projects.
+- Assignments: which teammates (receiver/v1/teams_api.py) work on which projects.
   Removing one from a project removes them from its groups too.
 - Project groups: named sets of a project's assigned labelers.
 - Studio batches: every batch of the world that is not completed, in work order (ranked
