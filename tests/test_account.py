@@ -13,8 +13,8 @@ import asyncpg
 from taskhook.core.accounts import NewAccount
 from tests.conftest import Api
 from tests.sink import Sink
-from tests.test_dispatcher import Start, _eq, task_field
-from tests.waits import wait_until
+from tests.test_dispatcher import Start, task_field
+from tests.waits import equals, wait_until
 
 
 async def test_get_account(live: Api, account: NewAccount) -> None:
@@ -42,7 +42,9 @@ async def test_default_callback_url_is_used_for_tasks_without_one(
     assert task["callback_url"] == url + "/default"
     explicit = await test_api.task(callback_url=url + "/own")
     await run_dispatcher()
-    await wait_until(lambda: _eq(task_field(test_api, task["task_id"], "callback_succeeded"), True))
+    await wait_until(
+        lambda: equals(task_field(test_api, task["task_id"], "callback_succeeded"), True)
+    )
     await receiver.wait_for(lambda: bool(receiver.to("/own")))
     assert receiver.to("/default")[0].json["task_id"] == task["task_id"]
     assert receiver.to("/own")[0].json["task_id"] == explicit["task_id"]

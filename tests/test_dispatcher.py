@@ -21,7 +21,7 @@ from taskhook.dispatcher.claims import claim_deliveries
 from taskhook.dispatcher.loop import Dispatcher
 from tests.conftest import SECRET_BOX, Api, dispatcher_settings
 from tests.sink import Sink
-from tests.waits import wait_until
+from tests.waits import equals, wait_until
 
 Start = Callable[..., Awaitable[Any]]
 
@@ -51,7 +51,7 @@ async def test_success_sends_signed_body_and_sets_callback_succeeded(
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/ok")
     await run_dispatcher()
-    await wait_until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), True))
     [got] = receiver.to("/ok")
     assert got.headers["Content-Type"] == "application/json"
     assert got.headers["scale-callback-auth"] == account.callback_auth_key
@@ -64,10 +64,6 @@ async def test_success_sends_signed_body_and_sets_callback_succeeded(
     assert body["response"] == body["task"]["response"] and "category" in body["response"]
 
 
-async def _eq(value: Awaitable[Any], expected: Any) -> bool:
-    return await value == expected
-
-
 async def test_failures_retry_with_one_webhook_id_then_succeed(
     test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
 ) -> None:
@@ -77,7 +73,7 @@ async def test_failures_retry_with_one_webhook_id_then_succeed(
     await run_dispatcher(retry_schedule=(0.5, 0.5, 0.5))
     await receiver.wait_for(lambda: len(receiver.to("/flaky/2/a")) >= 1)
     assert await task_field(test_api, task_id, "callback_succeeded") == "absent"
-    await wait_until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), True))
     attempts = receiver.to("/flaky/2/a")
     assert len(attempts) == 3
     assert len({a.headers["webhook-id"] for a in attempts}) == 1
@@ -93,7 +89,7 @@ async def test_cookies_a_customer_sets_are_never_sent_back(
     receiver, url = sink
     task_id = await completed_task(test_api, url.replace("127.0.0.1", "localhost") + "/cookie/a")
     await run_dispatcher(retry_schedule=(0.2,))
-    await wait_until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), True))
     first, retry = receiver.to("/cookie/a")
     assert "Cookie" not in first.headers and "Cookie" not in retry.headers
 
@@ -109,7 +105,7 @@ async def test_default_schedule_exhausts_after_20_retries(
 
     await run_dispatcher(retry_schedule=DEFAULT_SCHEDULE, retry_time_scale=1e-4)
     await wait_until(
-        lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), False), timeout=30
+        lambda: equals(task_field(test_api, task_id, "callback_succeeded"), False), timeout=30
     )
     times = [r.at for r in receiver.to("/fail")]
     assert len(times) == 21
@@ -126,7 +122,7 @@ async def test_410_gives_up_at_once(
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/gone")
     await run_dispatcher()
-    await wait_until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), False))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), False))
     await asyncio.sleep(0.2)  # fixed: a retry would come within it (0.05 s retries and polls)
     assert len(receiver.to("/gone")) == 1
 
@@ -138,7 +134,7 @@ async def test_client_errors_other_than_410_are_retried(
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/bad")
     await run_dispatcher()
-    await wait_until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), False))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), False))
     assert len(receiver.to("/bad")) == 4  # 1 + the 3 retries of the test schedule
 
 
@@ -149,7 +145,7 @@ async def test_redirects_are_not_followed(
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/redirect")
     await run_dispatcher()
-    await wait_until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), False))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), False))
     assert len(receiver.to("/redirect")) == 4 and not receiver.to("/ok")
 
 
@@ -163,7 +159,7 @@ async def test_timeouts_and_refused_connections_are_retried(
     await run_dispatcher(total_timeout=0.3, retry_schedule=(0.05,))
     for task_id, error in ((hang, "timeout"), (closed, "connect_error")):
         await wait_until(
-            lambda t=task_id: _eq(task_field(test_api, t, "callback_succeeded"), False)
+            lambda t=task_id: equals(task_field(test_api, t, "callback_succeeded"), False)
         )
         _, listing = await test_api.call("GET", f"/v1/task/{task_id}/callbacks")
         attempts = listing["deliveries"][0]["attempts"]
@@ -179,7 +175,7 @@ async def test_a_body_that_stalls_after_the_headers_times_out(
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/stall")
     await run_dispatcher(total_timeout=0.3, retry_schedule=(0.05,))
-    await wait_until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), False))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), False))
     _, listing = await test_api.call("GET", f"/v1/task/{task_id}/callbacks")
     attempts = listing["deliveries"][0]["attempts"]
     assert [(a["error"], a["status_code"]) for a in attempts] == [("timeout", None)] * 2
@@ -257,7 +253,7 @@ async def test_private_targets_are_refused_by_default(
     await run_dispatcher(allow_private_targets=False)
     for task_id in (literal, by_name):
         await wait_until(
-            lambda t=task_id: _eq(task_field(test_api, t, "callback_succeeded"), False)
+            lambda t=task_id: equals(task_field(test_api, t, "callback_succeeded"), False)
         )
         _, listing = await test_api.call("GET", f"/v1/task/{task_id}/callbacks")
         [attempt] = listing["deliveries"][0]["attempts"]
@@ -274,7 +270,7 @@ async def test_two_dispatchers_never_send_an_attempt_twice(
     await asyncio.gather(run_dispatcher(claim_batch=10), run_dispatcher(claim_batch=10))
     await receiver.wait_for(lambda: len(receiver.received) >= len(tasks), timeout=20)
     await wait_until(
-        lambda: _eq(
+        lambda: equals(
             pool.fetchval("SELECT count(*) FROM deliveries WHERE state = 'succeeded'"), len(tasks)
         )
     )
@@ -312,7 +308,7 @@ async def test_attempts_are_listed_and_resend_sends_again(
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/flaky/1/r")
     await run_dispatcher()
-    await wait_until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), True))
     status, body = await test_api.call("POST", f"/v1/task/{task_id}/callbacks/resend")
     assert status == 200 and body["state"] == "pending"
     await receiver.wait_for(lambda: len(receiver.to("/flaky/1/r")) == 3)
@@ -365,7 +361,7 @@ async def test_metrics_report_attempts_and_queue(
     _receiver, url = sink
     task_id = await completed_task(test_api, url + path)
     await run_dispatcher()
-    await wait_until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), True))
     async with http.get(base_url + "/metrics") as resp:
         text = await resp.text()
     for series in (
@@ -411,8 +407,8 @@ async def test_retention_prunes_old_history(
     old_task = await completed_task(test_api, url + "/ok")
     new_task = await completed_task(test_api, url + "/ok")
     await run_dispatcher()
-    await wait_until(lambda: _eq(task_field(test_api, new_task, "callback_succeeded"), True))
-    await wait_until(lambda: _eq(task_field(test_api, old_task, "callback_succeeded"), True))
+    await wait_until(lambda: equals(task_field(test_api, new_task, "callback_succeeded"), True))
+    await wait_until(lambda: equals(task_field(test_api, old_task, "callback_succeeded"), True))
     await pool.execute(
         "UPDATE deliveries SET finished_at = now() - interval '40 days' WHERE task_id = $1",
         old_task,
@@ -432,11 +428,11 @@ async def test_retention_prunes_old_history(
     )
     await run_dispatcher(prune_interval=0.1)
     await wait_until(
-        lambda: _eq(pool.fetchval("SELECT array_agg(event_id) FROM ingested_events"), ["new"])
+        lambda: equals(pool.fetchval("SELECT array_agg(event_id) FROM ingested_events"), ["new"])
     )
-    await wait_until(lambda: _eq(pool.fetchval("SELECT count(*) FROM idempotency_keys"), 0))
+    await wait_until(lambda: equals(pool.fetchval("SELECT count(*) FROM idempotency_keys"), 0))
     await wait_until(
-        lambda: _eq(
+        lambda: equals(
             pool.fetchval("SELECT count(*) FROM deliveries WHERE task_id = $1", old_task), 0
         )
     )
@@ -532,7 +528,7 @@ async def test_a_host_at_its_cap_has_two_more_caps_claimed_ahead_and_handed_back
     running = asyncio.create_task(dispatcher.run(stop))
     try:
         await receiver.wait_for(lambda: len(receiver.received) == 2)
-        await wait_until(lambda: _eq(_leased(pool), 6))  # 2 sending, 4 held
+        await wait_until(lambda: equals(_leased(pool), 6))  # 2 sending, 4 held
         await asyncio.sleep(0.2)  # fixed: time for a send or a claim past the caps to show
         assert len(receiver.received) == 2 and await _leased(pool) == 6
     finally:
@@ -645,7 +641,7 @@ async def test_a_row_held_past_its_lease_budget_is_handed_back_not_sent_late(
         await completed_task(test_api, f"{url}/hang/{name}")
     tight = {"per_host_concurrency": 1, "total_timeout": 1.0, "lease_seconds": 1.5}
     await run_dispatcher(retry_schedule=(30.0,), **tight)
-    await wait_until(lambda: _eq(_leased(pool), 2))  # /hang/a sending, /hang/b held
+    await wait_until(lambda: equals(_leased(pool), 2))  # /hang/a sending, /hang/b held
     await run_dispatcher(retry_schedule=(30.0,), **tight)  # would take b when its lease ends
     await receiver.wait_for(lambda: len(receiver.to("/hang/b")) == 1)
     # Fixed: sent late, b's lease would end within 1.5 s and the other dispatcher resend it.
@@ -675,7 +671,7 @@ async def test_each_attempt_is_logged_with_its_delivery(
         capsys.readouterr()
         await run_dispatcher()
         await receiver.wait_for(lambda: len(receiver.to("/ok/logged")) == 1)
-        await wait_until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+        await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), True))
         lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     finally:
         configure_logging("json", "info")

@@ -16,8 +16,8 @@ from aiosmtpd.controller import Controller
 from taskhook.core.accounts import NewAccount
 from taskhook.receiver.app import create_app
 from tests.conftest import INGEST_SECRET, Api, dispatcher_settings
-from tests.test_dispatcher import Start, _eq, task_field
-from tests.waits import wait_until
+from tests.test_dispatcher import Start, task_field
+from tests.waits import equals, wait_until
 
 
 class Mailbox:
@@ -93,7 +93,9 @@ async def test_email_callback_carries_the_task_json(
     box, smtp_url = smtp
     task = await mail_api.task(callback_url="ops@example.com")
     await run_dispatcher(smtp_url=smtp_url, smtp_from="scale@example.org")
-    await wait_until(lambda: _eq(task_field(mail_api, task["task_id"], "callback_succeeded"), True))
+    await wait_until(
+        lambda: equals(task_field(mail_api, task["task_id"], "callback_succeeded"), True)
+    )
     [message] = box.messages
     assert message["To"] == "ops@example.com" and message["From"] == "scale@example.org"
     assert task["task_id"] in message["Subject"]
@@ -113,7 +115,7 @@ async def test_refused_mailbox_gives_up_at_once(
     task = await mail_api.task(callback_url="nobody@example.com")
     await run_dispatcher(smtp_url=smtp_url)
     await wait_until(
-        lambda: _eq(task_field(mail_api, task["task_id"], "callback_succeeded"), False)
+        lambda: equals(task_field(mail_api, task["task_id"], "callback_succeeded"), False)
     )
     _, listing = await mail_api.call("GET", f"/v1/task/{task['task_id']}/callbacks")
     [attempt] = listing["deliveries"][0]["attempts"]
@@ -128,7 +130,7 @@ async def test_unreachable_smtp_server_is_retried(
     task = await mail_api.task(callback_url="ops@example.com")
     await run_dispatcher(smtp_url=f"smtp://127.0.0.1:{unused_tcp_port_factory()}")
     await wait_until(
-        lambda: _eq(task_field(mail_api, task["task_id"], "callback_succeeded"), False)
+        lambda: equals(task_field(mail_api, task["task_id"], "callback_succeeded"), False)
     )
     _, listing = await mail_api.call("GET", f"/v1/task/{task['task_id']}/callbacks")
     attempts = listing["deliveries"][0]["attempts"]

@@ -11,8 +11,10 @@ import asyncio
 import inspect
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import asyncpg
 
 
 def _describe(predicate: Callable[[], Any]) -> str:
@@ -51,3 +53,19 @@ async def wait_until(
         if not bound.expired():
             raise  # the predicate's own timeout, not this wait's
     raise AssertionError(f"timed out after {timeout} s waiting for {what or _describe(predicate)}")
+
+
+async def equals(value: Awaitable[Any], expected: Any) -> bool:
+    """Whether `value` comes out as `expected`: wait_until(lambda: equals(read(), 3))."""
+    return await value == expected
+
+
+async def lock_waiters(pool: asyncpg.Pool) -> int:
+    """Sessions of the pool's database waiting for a lock another transaction holds (a
+    writer stopped on a locked row): what a test that holds a lock waits for."""
+    return int(
+        await pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+    )
