@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -146,7 +145,7 @@ def test_smtp_url_setting_is_validated() -> None:
         load_settings(smtp_url="mail.example.com")
 
 
-async def test_smtp_credentials_are_parsed() -> None:
+def test_smtp_credentials_are_parsed() -> None:
     """smtp(s)://user:password@host:port: user, password, TLS and default ports."""
     from taskhook.core.smtp import SmtpConfig
 
@@ -159,4 +158,3 @@ async def test_smtp_credentials_are_parsed() -> None:
         True,
     )
     assert SmtpConfig.from_url("smtp://mail.example.com:2525", "f@x").port == 2525
-    await asyncio.sleep(0)

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from taskhook.core.accounts import NewAccount
 from taskhook.core.secretbox import AUTH_KEY, SIGNING_SECRET, SecretBox, SecretKeyError
 from tests.conftest import SECRET_BOX, Api
 from tests.sink import Received, Sink
+from tests.waits import wait_until
 
 OTHER_BOX = SecretBox(b"another-taskhook-secret-key-32by")
 
@@ -169,7 +171,10 @@ async def test_both_secrets_sign_during_the_grace_period_then_only_the_new(
     assert len(during.headers["webhook-signature"].split(" ")) == 2
     assert verifies(old, during) and verifies(new, during)
 
-    await asyncio.sleep(1.2)  # the grace period is over
+    # The reply's time is to the millisecond; the database's clock is this machine's.
+    valid_until = datetime.fromisoformat(reply["previous_secret_valid_until"])
+    over = valid_until + timedelta(milliseconds=2)
+    await wait_until(lambda: datetime.now(UTC) > over, what="the grace period's end")
     after = await one_callback(test_api, receiver, url, "after")
     assert len(after.headers["webhook-signature"].split(" ")) == 1
     assert verifies(new, after) and not verifies(old, after)

@@ -158,7 +158,7 @@ async def test_v06_reported_task_has_no_threads(v2: V2Api, chat: Chat, ingest: I
 async def spaced(chat: Chat, n: int, **fields: Any) -> list[Task]:
     made = []
     for _ in range(n):
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.002)  # fixed: a new millisecond, so timestamps tell them apart
         made.append(await chat(**fields))
     return made
 
