@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from taskhook.core.accounts import NewAccount
 from tests.conftest import Api
@@ -68,6 +69,7 @@ async def test_default_callback_url_can_be_cleared_and_is_validated(live: Api) -
     assert status == 400
 
 
+@pytest.mark.subprocess
 async def test_cli_sets_and_clears_the_default(
     dsn: str, account: NewAccount, pool: asyncpg.Pool
 ) -> None:

@@ -21,11 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from tests.conftest import Api
 from tests.procs import EventLoad, Role, check_callbacks, make_role, pending_tasks
 from tests.sink import Sink
 from tests.waits import wait_until
+
+pytestmark = pytest.mark.subprocess  # taskhook roles as real processes
 
 TASKS = 300
 RATE = 60.0  # ingests per second

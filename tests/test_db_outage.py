@@ -36,6 +36,8 @@ from tests.procs import (
 from tests.sink import Sink
 from tests.waits import wait_until
 
+pytestmark = pytest.mark.subprocess  # taskhook roles and a PostgreSQL as real processes
+
 TASKS = 200
 RATE = 50.0
 OUTAGE = 1.5  # seconds the database stays down, at least

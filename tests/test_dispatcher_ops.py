@@ -191,6 +191,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 # --- a real process -----------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 async def test_dispatcher_serves_probes_and_its_delivery_metrics(
     test_api: Api,
     sink: tuple[Sink, str],
@@ -227,6 +228,7 @@ async def test_dispatcher_serves_probes_and_its_delivery_metrics(
         await get(http, running.url + "/healthz")
 
 
+@pytest.mark.subprocess
 async def test_readyz_fails_while_the_database_is_unreachable(
     dsn: str, http: aiohttp.ClientSession, dispatchers: list[Running]
 ) -> None:
@@ -254,6 +256,7 @@ async def test_readyz_fails_while_the_database_is_unreachable(
     assert code == 0, running.stderr[-3000:]
 
 
+@pytest.mark.subprocess
 async def test_a_taken_port_stops_the_start_with_a_message(
     dsn: str, dispatchers: list[Running]
 ) -> None:

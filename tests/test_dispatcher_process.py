@@ -9,11 +9,14 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from tests.conftest import Api
 from tests.sink import Sink
 from tests.test_dispatcher import Start, completed_task
 from tests.waits import wait_until
+
+pytestmark = pytest.mark.subprocess  # the dispatcher as a real process
 
 TASKHOOK = str(Path(sys.executable).parent / "taskhook")
 

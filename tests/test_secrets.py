@@ -75,6 +75,7 @@ def test_a_ciphertext_opens_only_for_its_account_purpose_and_key() -> None:
     assert SECRET_BOX.seal("same", "a", AUTH_KEY) != SECRET_BOX.seal("same", "a", AUTH_KEY)
 
 
+@pytest.mark.subprocess
 async def test_a_process_with_another_key_refuses_to_start(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await secretbox.bind(conn, SECRET_BOX)  # the first key is recorded...
@@ -83,6 +84,7 @@ async def test_a_process_with_another_key_refuses_to_start(pool: asyncpg.Pool) -
             await secretbox.bind(conn, OTHER_BOX)  # ...another one is refused
 
 
+@pytest.mark.subprocess
 async def test_cli_with_another_key_exits_2_and_names_the_setting(
     dsn: str, pool: asyncpg.Pool
 ) -> None:
@@ -216,6 +218,7 @@ async def test_bad_rotation_is_400_and_changes_nothing(
     )
 
 
+@pytest.mark.subprocess
 async def test_cli_rotates_the_secret_and_prints_it_once(
     dsn: str, account: NewAccount, pool: asyncpg.Pool
 ) -> None:

@@ -22,6 +22,8 @@ from tests.conftest import Api
 from tests.sink import Sink
 from tests.waits import wait_until
 
+pytestmark = pytest.mark.browser  # Chromium through Playwright
+
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "tasks-tab"
