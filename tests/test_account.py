@@ -17,6 +17,8 @@ from tests.sink import Sink
 from tests.test_dispatcher import Start, task_field
 from tests.waits import equals, wait_until
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 
 async def test_get_account(live: Api, account: NewAccount) -> None:
     """GET /v1/account shows the caller's account, no secrets."""

@@ -24,6 +24,8 @@ from tests.sink import Received, Sink
 from tests.test_ingest import Ingest, ev
 from tests.waits import wait_until
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 Start = Callable[..., Awaitable[Any]]
 
 ISO_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

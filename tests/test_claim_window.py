@@ -20,6 +20,8 @@ from taskhook.core.delivery import Claimed
 from taskhook.dispatcher.claims import ClaimConnection, claim_deliveries
 from tests.conftest import SECRET_BOX, Api
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 ROUNDS, PER_ROUND = 20, 50
 INDEX_READS = """
 SELECT sum(pg_stat_get_xact_tuples_returned(i.indexrelid))::bigint

@@ -23,6 +23,8 @@ from tests.conftest import SECRET_BOX, Api, dispatcher_settings
 from tests.sink import Sink
 from tests.waits import equals, wait_until
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 Start = Callable[..., Awaitable[Any]]
 
 

@@ -31,6 +31,8 @@ from tests.sink import Sink
 from tests.test_dispatcher import completed_task
 from tests.waits import wait_until
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 TASKHOOK = str(Path(sys.executable).parent / "taskhook")
 
 

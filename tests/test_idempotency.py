@@ -6,10 +6,13 @@ import asyncio
 import json
 
 import asyncpg
+import pytest
 
 from taskhook.core.accounts import NewAccount
 from tests.conftest import Api
 from tests.waits import wait_until
+
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
 
 BODY = {"project": "proj", "attachment": "a", "categories": ["x", "y"]}
 

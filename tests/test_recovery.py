@@ -24,6 +24,8 @@ from tests.sink import Sink
 from tests.test_dispatcher import Start, completed_task
 from tests.waits import wait_until
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 # What live connections get when PostgreSQL stops, restarts or fails over.
 SERVER_GONE = [
     asyncpg.AdminShutdownError("terminating connection due to administrator command"),

@@ -26,6 +26,8 @@ from scaleapi.tasks import Task, TaskReviewStatus, TaskStatus, TaskType
 from taskhook.core.accounts import NewAccount
 from taskhook.core.tasktypes import REQUIRED
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 T = TypeVar("T")
 Client = scaleapi.ScaleClient
 CALLBACK = "http://127.0.0.1:9/callback"

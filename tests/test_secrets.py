@@ -23,6 +23,8 @@ from tests.conftest import SECRET_BOX, Api
 from tests.sink import Received, Sink
 from tests.waits import wait_until
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 OTHER_BOX = SecretBox(b"another-taskhook-secret-key-32by")
 
 

@@ -31,6 +31,8 @@ from tests.conftest import INGEST_SECRET, Api, snapshot
 from tests.sink import Sink
 from tests.waits import wait_until
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 Start = Callable[..., Awaitable[Any]]
 
 # Hosts as written in a URL's authority that denote a non-global address. Each one is a
