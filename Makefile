@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: $(STAMP)  ## lint and type-check, then the whole test suite against a real
 	$(BIN)/mypy
 	$(BIN)/mypy --strict taskhook/core
 	$(BIN)/pytest
+
+# No subprocess, browser, deploy or slow tests (markers in pyproject.toml): under a minute.
+test-fast: $(STAMP)  ## lint, then the in-process tests only, for the edit-test loop
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -m "not subprocess and not browser and not deploy and not slow"
 
 bench: $(STAMP)  ## every benchmark scenario but the soak (~30 min; ARGS=--quick: ~10 min)
 	$(BIN)/python -m bench.run $(ARGS)

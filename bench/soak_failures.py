@@ -38,9 +38,9 @@ from tests.procs import (
     free_port,
     make_role,
     pending_tasks,
-    until,
 )
 from tests.sink import Sink
+from tests.waits import wait_until
 
 
 async def _soak(args: argparse.Namespace) -> dict[str, Any]:
@@ -70,7 +70,7 @@ async def _soak(args: argparse.Namespace) -> dict[str, Any]:
         faults = [fault for _, fault in sorted(plan)]  # interleaved, evenly spread
         for k, fault in enumerate(faults, 1):
             progress = k * n // (len(faults) + 1)
-            await until(lambda p=progress: len(load.acked) >= p, 120, f"{progress} acked")
+            await wait_until(lambda p=progress: len(load.acked) >= p, 120, f"{progress} acked")
             if fault == "kill":
                 await serve.kill()
                 await serve.start()

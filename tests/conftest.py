@@ -143,11 +143,17 @@ def ingest_secret() -> str:
 
 
 @pytest.fixture
-async def base_url(aiohttp_server: Any, settings: Settings, pool: asyncpg.Pool) -> str:
-    """The real receiver, listening on 127.0.0.1, sharing the test's pool."""
+async def receiver_server(aiohttp_server: Any, settings: Settings, pool: asyncpg.Pool) -> Any:
+    """The real receiver, listening on 127.0.0.1, sharing the test's pool (its .app). Every
+    200 reply is checked against its declared type."""
     app = create_app(settings, pool=pool, ingest_secret=INGEST_SECRET, validate_replies=True)
-    server = await aiohttp_server(app, host="127.0.0.1")
-    return f"http://127.0.0.1:{server.port}"
+    return await aiohttp_server(app, host="127.0.0.1")
+
+
+@pytest.fixture
+def base_url(receiver_server: Any) -> str:
+    """The URL of the real receiver."""
+    return f"http://127.0.0.1:{receiver_server.port}"
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import tempfile
 import time
 import warnings
 from collections import Counter, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +32,7 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import INGEST_SECRET, Api
 from tests.sink import Sink
+from tests.waits import wait_until
 
 TASKHOOK = str(Path(sys.executable).parent / "taskhook")
 READY_TIMEOUT = 30.0  # seconds for a started role to come up
@@ -54,21 +54,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def until(
-    predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.05
-) -> None:
-    """Wait until predicate() (sync or async) is true; fail naming `what` after timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        await asyncio.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 # --- taskhook processes ------------------------------------------------------------------
@@ -115,21 +100,19 @@ class Role:
         await self._wait_ready()
 
     async def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
         async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
+
+            async def ready() -> bool:
                 if not self.alive():
                     raise AssertionError(f"taskhook {self.role} exited:\n{self.log_tail()}")
                 if self.port is None:
-                    if b"dispatcher.started" in self.log_path.read_bytes()[-200_000:]:
-                        return
-                else:
-                    with contextlib.suppress(aiohttp.ClientError, OSError):
-                        async with http.get(self.url + "/readyz") as resp:
-                            if resp.status == 200:
-                                return
-                await asyncio.sleep(0.05)
-        raise AssertionError(f"taskhook {self.role} not ready in {READY_TIMEOUT} s")
+                    return b"dispatcher.started" in self.log_path.read_bytes()[-200_000:]
+                with contextlib.suppress(aiohttp.ClientError, OSError):
+                    async with http.get(self.url + "/readyz") as resp:
+                        return resp.status == 200
+                return False
+
+            await wait_until(ready, READY_TIMEOUT, f"taskhook {self.role} to be ready")
 
     async def kill(self) -> None:
         """SIGKILL by PID: no drain, no release, leases left to expire."""
@@ -309,6 +292,7 @@ class EventLoad:
                     self._running.add(task)
                     task.add_done_callback(self._running.discard)
                 next_at += interval
+                # A schedule, not a wait: sends go out at `rate` a second.
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             if self._running:
                 await asyncio.wait(set(self._running), timeout=self.timeout + 1)
@@ -393,7 +377,7 @@ async def check_callbacks(
         return bool(n == len(task_ids))
 
     try:
-        await until(all_succeeded, timeout, "callback_succeeded on every acknowledged task")
+        await wait_until(all_succeeded, timeout, "callback_succeeded on every acknowledged task")
     except AssertionError:
         rows = await pool.fetch(
             "SELECT t.id, t.callback_succeeded, d.state, d.attempt FROM tasks t "

@@ -9,11 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from taskhook.core.accounts import NewAccount
 from tests.conftest import Api
 from tests.sink import Sink
-from tests.test_dispatcher import Start, _eq, task_field, until
+from tests.test_dispatcher import Start, task_field
+from tests.waits import equals, wait_until
+
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
 
 
 async def test_get_account(live: Api, account: NewAccount) -> None:
@@ -41,7 +45,9 @@ async def test_default_callback_url_is_used_for_tasks_without_one(
     assert task["callback_url"] == url + "/default"
     explicit = await test_api.task(callback_url=url + "/own")
     await run_dispatcher()
-    await until(lambda: _eq(task_field(test_api, task["task_id"], "callback_succeeded"), True))
+    await wait_until(
+        lambda: equals(task_field(test_api, task["task_id"], "callback_succeeded"), True)
+    )
     await receiver.wait_for(lambda: bool(receiver.to("/own")))
     assert receiver.to("/default")[0].json["task_id"] == task["task_id"]
     assert receiver.to("/own")[0].json["task_id"] == explicit["task_id"]
@@ -65,6 +71,7 @@ async def test_default_callback_url_can_be_cleared_and_is_validated(live: Api) -
     assert status == 400
 
 
+@pytest.mark.subprocess
 async def test_cli_sets_and_clears_the_default(
     dsn: str, account: NewAccount, pool: asyncpg.Pool
 ) -> None:

@@ -17,6 +17,8 @@ from taskhook.core.accounts import NewAccount
 from taskhook.core.settings import Settings
 from tests.conftest import Api, snapshot
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 TASK_BODY = {"project": "proj", "attachment": "a", "categories": ["x", "y"]}
 CREATE = "/v1/task/categorization"
 

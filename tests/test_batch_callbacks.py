@@ -16,6 +16,7 @@ from taskhook.core.accounts import NewAccount
 from tests.conftest import Api
 from tests.sink import Sink
 from tests.test_ingest import Ingest, ev
+from tests.waits import wait_until
 
 Start = Callable[..., Awaitable[Any]]
 
@@ -27,14 +28,17 @@ async def complete(ingest: Ingest, task_id: str) -> None:
 
 async def succeeded(live: Api, batch: str) -> dict[str, Any]:
     """The batch's one callback delivery, once it has succeeded."""
-    async with asyncio.timeout(10):
-        while True:
-            status, listed = await live.call("GET", f"/v1/batches/{batch}/callbacks")
-            assert status == 200, listed
-            [delivery] = listed["deliveries"]
-            if delivery["state"] == "succeeded":
-                return dict(delivery)
-            await asyncio.sleep(0.05)
+    found: list[dict[str, Any]] = []
+
+    async def done() -> bool:
+        status, listed = await live.call("GET", f"/v1/batches/{batch}/callbacks")
+        assert status == 200, listed
+        found[:] = listed["deliveries"]
+        [delivery] = found
+        return bool(delivery["state"] == "succeeded")
+
+    await wait_until(done, what=f"batch {batch}'s callback to succeed")
+    return dict(found[0])
 
 
 async def make_batch(live: Api, url: str, name: str = "b1", n: int = 2) -> list[str]:
@@ -67,18 +71,19 @@ async def test_sent_once_when_the_batch_completes(
     await run_dispatcher()
     await run_dispatcher()  # two dispatchers side by side still send it once
     await complete(ingest, first)
-    await asyncio.sleep(0.5)  # several poll rounds: one task is still pending
+    await receiver.wait_for(lambda: len(receiver.to("/ok/task")) >= 1)  # the dispatchers ran
+    await asyncio.sleep(0.3)  # fixed: poll rounds that must not send it, one task is pending
     assert receiver.to("/ok/batch/b1") == []
     await complete(ingest, second)
     await receiver.wait_for(lambda: len(receiver.to("/ok/batch/b1")) >= 1)
-    await asyncio.sleep(0.5)  # more rounds: nothing more is sent
+    delivery = await succeeded(live, "b1")
+    await asyncio.sleep(0.3)  # fixed: poll rounds of both dispatchers that must not resend it
     [got] = receiver.to("/ok/batch/b1")
     status, batch = await live.call("GET", "/v1/batches/b1")
     assert status == 200 and batch["status"] == "completed"
     assert got.json == batch
     Webhook(account.signing_secret).verify(got.body, got.headers)  # raises if not signed
     assert got.headers["scale-callback-auth"] == account.callback_auth_key
-    delivery = await succeeded(live, "b1")
     assert delivery["trigger"] == "batch_completed"
     assert [a["status_code"] for a in delivery["attempts"]] == [200]
     # The tasks' own callbacks are untouched by it: each still says succeeded.

@@ -20,6 +20,8 @@ from taskhook.core.delivery import Claimed
 from taskhook.dispatcher.claims import ClaimConnection, claim_deliveries
 from tests.conftest import SECRET_BOX, Api
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 ROUNDS, PER_ROUND = 20, 50
 INDEX_READS = """
 SELECT sum(pg_stat_get_xact_tuples_returned(i.indexrelid))::bigint
@@ -95,7 +97,7 @@ async def _flow(
         claimed = await _claim(claims, window, busy)
         assert len(claimed) == PER_ROUND
         await pool.execute(FINISH, [d.id for d in claimed])
-        await asyncio.sleep(0.15)
+        await asyncio.sleep(0.15)  # fixed: the queue's life over time, past the 0.1 s horizon
 
 
 async def test_a_held_snapshot_does_not_make_claims_walk_the_dead(

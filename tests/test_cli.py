@@ -22,6 +22,8 @@ from taskhook.cli import _parser
 from taskhook.core.accounts import authenticate
 from tests.test_deploy import subcommands
 
+pytestmark = pytest.mark.subprocess  # `taskhook` as real processes
+
 TASKHOOK = str(Path(sys.executable).parent / "taskhook")
 TABLES = {
     "accounts",

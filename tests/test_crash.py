@@ -21,10 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from tests.conftest import Api
-from tests.procs import EventLoad, Role, check_callbacks, make_role, pending_tasks, until
+from tests.procs import EventLoad, Role, check_callbacks, make_role, pending_tasks
 from tests.sink import Sink
+from tests.waits import wait_until
+
+pytestmark = pytest.mark.subprocess  # taskhook roles as real processes
 
 TASKS = 300
 RATE = 60.0  # ingests per second
@@ -42,8 +46,8 @@ async def _kill_and_restart(
     proc: Role, sink: Sink, progress: int, count: Callable[[], int]
 ) -> None:
     """SIGKILL once `count()` reached `progress` and a callback is in flight; restart."""
-    await until(lambda: count() >= progress, 20, f"{progress} done before a kill")
-    await until(lambda: _in_flight(sink), 10, "a callback in flight")
+    await wait_until(lambda: count() >= progress, 20, f"{progress} done before a kill")
+    await wait_until(lambda: _in_flight(sink), 10, "a callback in flight")
     await proc.kill()
     await proc.start()
 

@@ -32,9 +32,11 @@ from tests.procs import (
     create_account,
     make_role,
     pending_tasks,
-    until,
 )
 from tests.sink import Sink
+from tests.waits import wait_until
+
+pytestmark = pytest.mark.subprocess  # taskhook roles and a PostgreSQL as real processes
 
 TASKS = 200
 RATE = 50.0
@@ -117,8 +119,8 @@ async def test_database_outage_is_503_and_recovers(
         load = EventLoad(serve.url, task_ids, RATE)
         sending = asyncio.create_task(load.run(deadline_s=45))
         try:
-            await until(lambda: len(load.acked) >= TASKS // 4, 20, "load before the outage")
-            await until(
+            await wait_until(lambda: len(load.acked) >= TASKS // 4, 20, "load before the outage")
+            await wait_until(
                 lambda: any(r.at > time.monotonic() - 0.25 for r in receiver.received),
                 10,
                 "a callback in flight",
@@ -129,7 +131,7 @@ async def test_database_outage_is_503_and_recovers(
             def seen_503(replies: list[Reply]) -> bool:
                 return any(r.status == 503 and r.at > down for r in replies)
 
-            await until(
+            await wait_until(
                 lambda: (
                     seen_503(load.replies)
                     and seen_503(api_probe.replies)
@@ -143,8 +145,8 @@ async def test_database_outage_is_503_and_recovers(
             await asyncio.to_thread(own_pg.start)
             await asyncio.wait_for(asyncio.shield(sending), 45)
             back = time.monotonic()
-            await until(lambda: 200 in api_probe.statuses(since=back), 15, "the API back")
-            await until(lambda: 200 in ready.statuses(since=back), 15, "/readyz back")
+            await wait_until(lambda: 200 in api_probe.statuses(since=back), 15, "the API back")
+            await wait_until(lambda: 200 in ready.statuses(since=back), 15, "/readyz back")
         finally:
             sending.cancel()
             stop_probes.set()

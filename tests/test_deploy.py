@@ -40,6 +40,8 @@ from taskhook.dispatcher.ops_server import create_ops_app
 from taskhook.receiver.app import create_app
 from tests.conftest import INGEST_SECRET, SECRET_KEY
 
+pytestmark = pytest.mark.deploy  # the deploy/ files and their tools
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 CONTAINERFILE = DEPLOY / "Containerfile"

@@ -21,15 +21,11 @@ from taskhook.dispatcher.claims import claim_deliveries
 from taskhook.dispatcher.loop import Dispatcher
 from tests.conftest import SECRET_BOX, Api, dispatcher_settings
 from tests.sink import Sink
+from tests.waits import equals, wait_until
+
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
 
 Start = Callable[..., Awaitable[Any]]
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    """Poll an async condition every 50 ms, bounded in time."""
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.05)
 
 
 async def completed_task(api: Api, callback_url: str) -> str:
@@ -57,7 +53,7 @@ async def test_success_sends_signed_body_and_sets_callback_succeeded(
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/ok")
     await run_dispatcher()
-    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), True))
     [got] = receiver.to("/ok")
     assert got.headers["Content-Type"] == "application/json"
     assert got.headers["scale-callback-auth"] == account.callback_auth_key
@@ -70,10 +66,6 @@ async def test_success_sends_signed_body_and_sets_callback_succeeded(
     assert body["response"] == body["task"]["response"] and "category" in body["response"]
 
 
-async def _eq(value: Awaitable[Any], expected: Any) -> bool:
-    return await value == expected
-
-
 async def test_failures_retry_with_one_webhook_id_then_succeed(
     test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
 ) -> None:
@@ -83,7 +75,7 @@ async def test_failures_retry_with_one_webhook_id_then_succeed(
     await run_dispatcher(retry_schedule=(0.5, 0.5, 0.5))
     await receiver.wait_for(lambda: len(receiver.to("/flaky/2/a")) >= 1)
     assert await task_field(test_api, task_id, "callback_succeeded") == "absent"
-    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), True))
     attempts = receiver.to("/flaky/2/a")
     assert len(attempts) == 3
     assert len({a.headers["webhook-id"] for a in attempts}) == 1
@@ -99,7 +91,7 @@ async def test_cookies_a_customer_sets_are_never_sent_back(
     receiver, url = sink
     task_id = await completed_task(test_api, url.replace("127.0.0.1", "localhost") + "/cookie/a")
     await run_dispatcher(retry_schedule=(0.2,))
-    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), True))
     first, retry = receiver.to("/cookie/a")
     assert "Cookie" not in first.headers and "Cookie" not in retry.headers
 
@@ -114,7 +106,9 @@ async def test_default_schedule_exhausts_after_20_retries(
     from taskhook.core.retry import DEFAULT_SCHEDULE
 
     await run_dispatcher(retry_schedule=DEFAULT_SCHEDULE, retry_time_scale=1e-4)
-    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), False), timeout=30)
+    await wait_until(
+        lambda: equals(task_field(test_api, task_id, "callback_succeeded"), False), timeout=30
+    )
     times = [r.at for r in receiver.to("/fail")]
     assert len(times) == 21
     gaps = [b - a for a, b in itertools.pairwise(times)]
@@ -130,8 +124,8 @@ async def test_410_gives_up_at_once(
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/gone")
     await run_dispatcher()
-    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), False))
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), False))
+    await asyncio.sleep(0.2)  # fixed: a retry would come within it (0.05 s retries and polls)
     assert len(receiver.to("/gone")) == 1
 
 
@@ -142,7 +136,7 @@ async def test_client_errors_other_than_410_are_retried(
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/bad")
     await run_dispatcher()
-    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), False))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), False))
     assert len(receiver.to("/bad")) == 4  # 1 + the 3 retries of the test schedule
 
 
@@ -153,7 +147,7 @@ async def test_redirects_are_not_followed(
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/redirect")
     await run_dispatcher()
-    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), False))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), False))
     assert len(receiver.to("/redirect")) == 4 and not receiver.to("/ok")
 
 
@@ -166,7 +160,9 @@ async def test_timeouts_and_refused_connections_are_retried(
     closed = await completed_task(test_api, f"http://127.0.0.1:{unused_tcp_port}/x")
     await run_dispatcher(total_timeout=0.3, retry_schedule=(0.05,))
     for task_id, error in ((hang, "timeout"), (closed, "connect_error")):
-        await until(lambda t=task_id: _eq(task_field(test_api, t, "callback_succeeded"), False))
+        await wait_until(
+            lambda t=task_id: equals(task_field(test_api, t, "callback_succeeded"), False)
+        )
         _, listing = await test_api.call("GET", f"/v1/task/{task_id}/callbacks")
         attempts = listing["deliveries"][0]["attempts"]
         assert [a["error"] for a in attempts] == [error, error]
@@ -181,7 +177,7 @@ async def test_a_body_that_stalls_after_the_headers_times_out(
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/stall")
     await run_dispatcher(total_timeout=0.3, retry_schedule=(0.05,))
-    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), False))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), False))
     _, listing = await test_api.call("GET", f"/v1/task/{task_id}/callbacks")
     attempts = listing["deliveries"][0]["attempts"]
     assert [(a["error"], a["status_code"]) for a in attempts] == [("timeout", None)] * 2
@@ -258,7 +254,9 @@ async def test_private_targets_are_refused_by_default(
     by_name = await completed_task(test_api, f"http://localhost:{port}/ok")
     await run_dispatcher(allow_private_targets=False)
     for task_id in (literal, by_name):
-        await until(lambda t=task_id: _eq(task_field(test_api, t, "callback_succeeded"), False))
+        await wait_until(
+            lambda t=task_id: equals(task_field(test_api, t, "callback_succeeded"), False)
+        )
         _, listing = await test_api.call("GET", f"/v1/task/{task_id}/callbacks")
         [attempt] = listing["deliveries"][0]["attempts"]
         assert attempt["error"] == "forbidden_target"
@@ -273,8 +271,8 @@ async def test_two_dispatchers_never_send_an_attempt_twice(
     tasks = [await completed_task(test_api, url + f"/ok/{i}") for i in range(150)]
     await asyncio.gather(run_dispatcher(claim_batch=10), run_dispatcher(claim_batch=10))
     await receiver.wait_for(lambda: len(receiver.received) >= len(tasks), timeout=20)
-    await until(
-        lambda: _eq(
+    await wait_until(
+        lambda: equals(
             pool.fetchval("SELECT count(*) FROM deliveries WHERE state = 'succeeded'"), len(tasks)
         )
     )
@@ -283,13 +281,22 @@ async def test_two_dispatchers_never_send_an_attempt_twice(
 
 
 async def test_notify_wakes_the_dispatcher_without_waiting_for_a_poll(
-    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
+    test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start, pool: asyncpg.Pool
 ) -> None:
     """New work is delivered at once through LISTEN/NOTIFY, long before the next poll."""
     receiver, url = sink
     await test_api.project()
-    await run_dispatcher(poll_interval=30)
-    await asyncio.sleep(0.3)  # the listener connects and the first poll passes
+    dispatcher = await run_dispatcher(poll_interval=30)
+
+    async def listening_and_idle() -> bool:
+        """LISTEN is in place at the server, and the claim its wake-up asks for was sent."""
+        listens = await pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query LIKE 'LISTEN %' AND state = 'idle'"
+        )
+        return bool(listens) and not dispatcher.listener.wake.is_set()
+
+    await wait_until(listening_and_idle, what="the listener's LISTEN and its first claim")
     started = time.monotonic()
     await completed_task(test_api, url + "/ok")
     await receiver.wait_for(lambda: bool(receiver.to("/ok")), timeout=5)
@@ -303,7 +310,7 @@ async def test_attempts_are_listed_and_resend_sends_again(
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/flaky/1/r")
     await run_dispatcher()
-    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), True))
     status, body = await test_api.call("POST", f"/v1/task/{task_id}/callbacks/resend")
     assert status == 200 and body["state"] == "pending"
     await receiver.wait_for(lambda: len(receiver.to("/flaky/1/r")) == 3)
@@ -356,7 +363,7 @@ async def test_metrics_report_attempts_and_queue(
     _receiver, url = sink
     task_id = await completed_task(test_api, url + path)
     await run_dispatcher()
-    await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+    await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), True))
     async with http.get(base_url + "/metrics") as resp:
         text = await resp.text()
     for series in (
@@ -402,8 +409,8 @@ async def test_retention_prunes_old_history(
     old_task = await completed_task(test_api, url + "/ok")
     new_task = await completed_task(test_api, url + "/ok")
     await run_dispatcher()
-    await until(lambda: _eq(task_field(test_api, new_task, "callback_succeeded"), True))
-    await until(lambda: _eq(task_field(test_api, old_task, "callback_succeeded"), True))
+    await wait_until(lambda: equals(task_field(test_api, new_task, "callback_succeeded"), True))
+    await wait_until(lambda: equals(task_field(test_api, old_task, "callback_succeeded"), True))
     await pool.execute(
         "UPDATE deliveries SET finished_at = now() - interval '40 days' WHERE task_id = $1",
         old_task,
@@ -422,12 +429,12 @@ async def test_retention_prunes_old_history(
         "('new', 't', 'task.started', now())"
     )
     await run_dispatcher(prune_interval=0.1)
-    await until(
-        lambda: _eq(pool.fetchval("SELECT array_agg(event_id) FROM ingested_events"), ["new"])
+    await wait_until(
+        lambda: equals(pool.fetchval("SELECT array_agg(event_id) FROM ingested_events"), ["new"])
     )
-    await until(lambda: _eq(pool.fetchval("SELECT count(*) FROM idempotency_keys"), 0))
-    await until(
-        lambda: _eq(
+    await wait_until(lambda: equals(pool.fetchval("SELECT count(*) FROM idempotency_keys"), 0))
+    await wait_until(
+        lambda: equals(
             pool.fetchval("SELECT count(*) FROM deliveries WHERE task_id = $1", old_task), 0
         )
     )
@@ -447,13 +454,17 @@ async def test_no_database_connection_is_held_during_http(
         await completed_task(test_api, url + "/hang")
     await run_dispatcher(total_timeout=20)
     await receiver.wait_for(lambda: len(receiver.to("/hang")) == 3)
-    await asyncio.sleep(0.3)  # the loop settles into its wait
-    assert pool.get_size() == pool.get_idle_size()
-    open_tx = await pool.fetchval(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND state LIKE 'idle in transaction%'"
-    )
-    assert open_tx == 0
+
+    async def nothing_held() -> bool:
+        idle = pool.get_size() == pool.get_idle_size()  # before this check takes one
+        open_tx = await pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state LIKE 'idle in transaction%'"
+        )
+        return idle and open_tx == 0
+
+    # The callbacks hang for 20 s: a connection held across them would outlast this wait.
+    await wait_until(nothing_held, timeout=5, what="no pooled connection or transaction held")
 
 
 async def test_a_finished_callback_costs_no_claim_when_nothing_was_held_back(
@@ -478,7 +489,7 @@ async def test_a_finished_callback_costs_no_claim_when_nothing_was_held_back(
     for i in range(10):
         await completed_task(test_api, f"{url}/ok/n{i}")
         await receiver.wait_for(lambda i=i: len(receiver.to(f"/ok/n{i}")) == 1)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.2)  # fixed: time for a claim per finished callback to show
     # One claim at the start, about one per NOTIFY; not one more per finished callback.
     assert claims <= 1 + 10 + 2, claims
 
@@ -519,8 +530,8 @@ async def test_a_host_at_its_cap_has_two_more_caps_claimed_ahead_and_handed_back
     running = asyncio.create_task(dispatcher.run(stop))
     try:
         await receiver.wait_for(lambda: len(receiver.received) == 2)
-        await until(lambda: _eq(_leased(pool), 6))  # 2 sending, 4 held
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: equals(_leased(pool), 6))  # 2 sending, 4 held
+        await asyncio.sleep(0.2)  # fixed: time for a send or a claim past the caps to show
         assert len(receiver.received) == 2 and await _leased(pool) == 6
     finally:
         stop.set()
@@ -542,7 +553,7 @@ def _slow_claims(monkeypatch: Any) -> list[int]:
         in_flight[0] += 1
         in_flight.append(in_flight[0])
         try:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # the simulated slow claim, not a wait
             return await real(*args, **kwargs)
         finally:
             in_flight[0] -= 1
@@ -565,7 +576,7 @@ async def test_a_backlog_is_claimed_two_claims_at_a_time(
         claim_batch=5, per_host_concurrency=10, poll_interval=30, lease_seconds=60, total_timeout=5
     )
     await receiver.wait_for(lambda: len(receiver.received) >= 30)
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # fixed: time for a duplicate send to show
     assert sorted(r.path for r in receiver.received) == sorted(f"/ok/b{i}" for i in range(30))
     assert max(in_flight[1:]) == 2
 
@@ -585,7 +596,7 @@ async def test_a_claim_in_flight_at_stop_has_its_rows_handed_back(
     )
     running = asyncio.create_task(Dispatcher(pool, dsn, settings).run(stop))
     try:
-        await until(lambda: _eq(asyncio.sleep(0, max(in_flight[1:], default=0)), 2))
+        await wait_until(lambda: max(in_flight[1:], default=0) == 2)
     finally:
         stop.set()
         await asyncio.wait_for(running, 15)
@@ -615,8 +626,8 @@ async def test_a_claim_beside_another_leaves_it_the_room_it_may_take(
     async def claimed_ahead() -> bool:
         return await _leased(pool) >= 6
 
-    await until(claimed_ahead)
-    await asyncio.sleep(0.5)
+    await wait_until(claimed_ahead)
+    await asyncio.sleep(0.3)  # fixed: time for a claim past the three caps to show
     assert max(in_flight[1:]) == 2  # the claims did overlap
     assert await _leased(pool) == 6 and len(receiver.received) == 2
 
@@ -632,9 +643,11 @@ async def test_a_row_held_past_its_lease_budget_is_handed_back_not_sent_late(
         await completed_task(test_api, f"{url}/hang/{name}")
     tight = {"per_host_concurrency": 1, "total_timeout": 1.0, "lease_seconds": 1.5}
     await run_dispatcher(retry_schedule=(30.0,), **tight)
-    await until(lambda: _eq(_leased(pool), 2))  # /hang/a sending, /hang/b held
+    await wait_until(lambda: equals(_leased(pool), 2))  # /hang/a sending, /hang/b held
     await run_dispatcher(retry_schedule=(30.0,), **tight)  # would take b when its lease ends
-    await asyncio.sleep(3.0)
+    await receiver.wait_for(lambda: len(receiver.to("/hang/b")) == 1)
+    # Fixed: sent late, b's lease would end within 1.5 s and the other dispatcher resend it.
+    await asyncio.sleep(1.6)
     assert len(receiver.to("/hang/a")) == 1
     assert len(receiver.to("/hang/b")) == 1
 
@@ -660,7 +673,7 @@ async def test_each_attempt_is_logged_with_its_delivery(
         capsys.readouterr()
         await run_dispatcher()
         await receiver.wait_for(lambda: len(receiver.to("/ok/logged")) == 1)
-        await until(lambda: _eq(task_field(test_api, task_id, "callback_succeeded"), True))
+        await wait_until(lambda: equals(task_field(test_api, task_id, "callback_succeeded"), True))
         lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     finally:
         configure_logging("json", "info")
@@ -709,8 +722,7 @@ async def test_a_row_made_due_behind_the_claim_window_is_found_by_the_sweep(
     for i in range(4):  # claims that return rows move the window
         await completed_task(test_api, f"{url}/ok/{i}")
         await receiver.wait_for(lambda n=i + 1: len(receiver.received) >= n)
-        await asyncio.sleep(0.2)
-    assert dispatcher.claim_window.low is not None
+    await wait_until(lambda: dispatcher.claim_window.low is not None)
     await pool.execute(
         """WITH d AS (
                INSERT INTO deliveries (task_id, account_id, trigger, target, host, webhook_id,
@@ -723,5 +735,8 @@ async def test_a_row_made_due_behind_the_claim_window_is_found_by_the_sweep(
         f"{url}/late",
     )
     await pool.execute("SELECT pg_notify('taskhook_deliveries', '')")
-    await asyncio.sleep(3)
+    if sweep:
+        await receiver.wait_for(lambda: len(receiver.to("/late")) >= 1, timeout=5)
+    else:
+        await asyncio.sleep(1.5)  # fixed: 30 polls, and longer than the sweep interval above
     assert len(receiver.to("/late")) == (1 if sweep else 0)

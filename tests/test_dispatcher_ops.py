@@ -29,6 +29,9 @@ from taskhook.dispatcher.ops_server import create_ops_app, serving
 from tests.conftest import Api, dispatcher_settings
 from tests.sink import Sink
 from tests.test_dispatcher import completed_task
+from tests.waits import wait_until
+
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
 
 TASKHOOK = str(Path(sys.executable).parent / "taskhook")
 
@@ -109,12 +112,6 @@ async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, str, dict[str
         return resp.status, await resp.text(), dict(resp.headers)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.1)
-
-
 async def answers(http: aiohttp.ClientSession, running: Running, path: str, status: int) -> None:
     """Wait until GET path gives `status` (connection refused counts as not yet)."""
 
@@ -126,7 +123,7 @@ async def answers(http: aiohttp.ClientSession, running: Running, path: str, stat
         except aiohttp.ClientConnectionError:
             return False
 
-    await eventually(check)
+    await wait_until(check, timeout=20, what=f"GET {path} to answer {status}")
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -196,6 +193,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 # --- a real process -----------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 async def test_dispatcher_serves_probes_and_its_delivery_metrics(
     test_api: Api,
     sink: tuple[Sink, str],
@@ -216,7 +214,7 @@ async def test_dispatcher_serves_probes_and_its_delivery_metrics(
         _, text, _ = await get(http, running.url + "/metrics")
         return sample(text, "taskhook_deliveries_finished_total", state="succeeded") == 1
 
-    await eventually(delivered)
+    await wait_until(delivered, timeout=20)
     status, text, headers = await get(http, running.url + "/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     assert sample(text, "taskhook_delivery_attempts_total", outcome="2xx") == 1
@@ -232,6 +230,7 @@ async def test_dispatcher_serves_probes_and_its_delivery_metrics(
         await get(http, running.url + "/healthz")
 
 
+@pytest.mark.subprocess
 async def test_readyz_fails_while_the_database_is_unreachable(
     dsn: str, http: aiohttp.ClientSession, dispatchers: list[Running]
 ) -> None:
@@ -259,6 +258,7 @@ async def test_readyz_fails_while_the_database_is_unreachable(
     assert code == 0, running.stderr[-3000:]
 
 
+@pytest.mark.subprocess
 async def test_a_taken_port_stops_the_start_with_a_message(
     dsn: str, dispatchers: list[Running]
 ) -> None:
@@ -324,10 +324,10 @@ async def test_a_database_gone_between_the_start_and_the_loop_is_waited_for(dsn:
         await proxy.stop()
         dispatcher = Dispatcher(pool, proxy.dsn, dispatcher_settings())
         running = asyncio.create_task(dispatcher.run(stop))
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # fixed: past a 1 s back-off, it must still be waiting
         assert not running.done() and dispatcher.box is None
         await proxy.start()
-        await eventually(lambda: _true(dispatcher.box is not None), timeout=15)
+        await wait_until(lambda: dispatcher.box is not None, timeout=15)
         stop.set()
         await asyncio.wait_for(running, 15)
     finally:
@@ -335,7 +335,3 @@ async def test_a_database_gone_between_the_start_and_the_loop_is_waited_for(dsn:
         if proxy.server is not None and proxy.server.is_serving():
             await proxy.stop()
         await pool.close()
-
-
-async def _true(value: bool) -> bool:
-    return value

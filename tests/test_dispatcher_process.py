@@ -9,10 +9,14 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from tests.conftest import Api
 from tests.sink import Sink
-from tests.test_dispatcher import Start, completed_task, until
+from tests.test_dispatcher import Start, completed_task
+from tests.waits import wait_until
+
+pytestmark = pytest.mark.subprocess  # the dispatcher as a real process
 
 TASKHOOK = str(Path(sys.executable).parent / "taskhook")
 
@@ -61,7 +65,7 @@ async def test_killed_dispatcher_loses_nothing(
     first, second = receiver.to("/hangonce/a")
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
     assert second.at - first.at >= 1.5  # not before the lease ran out
-    await until(lambda: _succeeded(test_api, task_id))
+    await wait_until(lambda: _succeeded(test_api, task_id))
 
 
 async def _succeeded(api: Api, task_id: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -16,7 +15,8 @@ from aiosmtpd.controller import Controller
 from taskhook.core.accounts import NewAccount
 from taskhook.receiver.app import create_app
 from tests.conftest import INGEST_SECRET, Api, dispatcher_settings
-from tests.test_dispatcher import Start, _eq, task_field, until
+from tests.test_dispatcher import Start, task_field
+from tests.waits import equals, wait_until
 
 
 class Mailbox:
@@ -92,7 +92,9 @@ async def test_email_callback_carries_the_task_json(
     box, smtp_url = smtp
     task = await mail_api.task(callback_url="ops@example.com")
     await run_dispatcher(smtp_url=smtp_url, smtp_from="scale@example.org")
-    await until(lambda: _eq(task_field(mail_api, task["task_id"], "callback_succeeded"), True))
+    await wait_until(
+        lambda: equals(task_field(mail_api, task["task_id"], "callback_succeeded"), True)
+    )
     [message] = box.messages
     assert message["To"] == "ops@example.com" and message["From"] == "scale@example.org"
     assert task["task_id"] in message["Subject"]
@@ -111,7 +113,9 @@ async def test_refused_mailbox_gives_up_at_once(
     box, smtp_url = smtp
     task = await mail_api.task(callback_url="nobody@example.com")
     await run_dispatcher(smtp_url=smtp_url)
-    await until(lambda: _eq(task_field(mail_api, task["task_id"], "callback_succeeded"), False))
+    await wait_until(
+        lambda: equals(task_field(mail_api, task["task_id"], "callback_succeeded"), False)
+    )
     _, listing = await mail_api.call("GET", f"/v1/task/{task['task_id']}/callbacks")
     [attempt] = listing["deliveries"][0]["attempts"]
     assert attempt["status_code"] == 550 and attempt["error"] == "smtp_rejected"
@@ -124,7 +128,9 @@ async def test_unreachable_smtp_server_is_retried(
     """An SMTP server that cannot be reached is retried like an HTTP connection error."""
     task = await mail_api.task(callback_url="ops@example.com")
     await run_dispatcher(smtp_url=f"smtp://127.0.0.1:{unused_tcp_port_factory()}")
-    await until(lambda: _eq(task_field(mail_api, task["task_id"], "callback_succeeded"), False))
+    await wait_until(
+        lambda: equals(task_field(mail_api, task["task_id"], "callback_succeeded"), False)
+    )
     _, listing = await mail_api.call("GET", f"/v1/task/{task['task_id']}/callbacks")
     attempts = listing["deliveries"][0]["attempts"]
     assert len(attempts) == 4 and {a["error"] for a in attempts} == {"connect_error"}
@@ -139,7 +145,7 @@ def test_smtp_url_setting_is_validated() -> None:
         load_settings(smtp_url="mail.example.com")
 
 
-async def test_smtp_credentials_are_parsed() -> None:
+def test_smtp_credentials_are_parsed() -> None:
     """smtp(s)://user:password@host:port: user, password, TLS and default ports."""
     from taskhook.core.smtp import SmtpConfig
 
@@ -152,4 +158,3 @@ async def test_smtp_credentials_are_parsed() -> None:
         True,
     )
     assert SmtpConfig.from_url("smtp://mail.example.com:2525", "f@x").port == 2525
-    await asyncio.sleep(0)

@@ -17,6 +17,8 @@ from taskhook.core.db import start_embedded
 from taskhook.core.store.server import EMBEDDED_TUNING, tune_embedded
 from tests.procs import OwnPostgres
 
+pytestmark = pytest.mark.subprocess  # PostgreSQL servers of its own
+
 
 async def _settings(dsn: str) -> dict[str, str]:
     conn = await asyncpg.connect(dsn)

@@ -20,6 +20,7 @@ from scaleapi.tasks import TaskType
 from taskhook.core.accounts import NewAccount
 from taskhook.core.settings import Settings
 from tests.conftest import Api
+from tests.waits import wait_until
 
 Client = scaleapi.ScaleClient
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40  # a PNG signature and some bytes
@@ -201,7 +202,7 @@ async def test_bad_uploads_are_400(
 
 @pytest.mark.settings(max_in_flight_body_bytes=1024)
 async def test_an_upload_is_not_shed_by_its_bytes(
-    live: Api, base_url: str, http: aiohttp.ClientSession
+    live: Api, base_url: str, receiver_server: Any, http: aiohttp.ClientSession
 ) -> None:
     """Uploads stream to disk, so TASKHOOK_MAX_IN_FLIGHT_BODY_BYTES does not count them: a
     5 KB upload beside another request in flight is taken, where a 5 KB JSON body is shed."""
@@ -219,8 +220,10 @@ async def test_an_upload_is_not_shed_by_its_bytes(
         ) as resp:
             return resp.status
 
+    server = receiver_server.runner.server  # aiohttp's web.Server: requests it has begun
+    before = server.requests_count
     in_flight = asyncio.create_task(slow_request())
-    await asyncio.sleep(0.2)  # the slow request is in flight, its body half sent
+    await wait_until(lambda: server.requests_count > before, what="the slow request begun")
     try:
         form = aiohttp.FormData()
         form.add_field("file", b"x" * 5000, filename="five.bin")

@@ -10,6 +10,7 @@ import pytest
 from taskhook.core import db, events
 from taskhook.receiver.group_commit import GroupCommitter
 from tests.conftest import Api
+from tests.waits import equals, lock_waiters, wait_until
 
 
 def _event(event_id: str, task_id: str) -> list[events.Event]:
@@ -38,11 +39,11 @@ async def test_queued_requests_commit_together(live: Api, pool: asyncpg.Pool) ->
     await blocker.execute("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", first)
     try:
         head = asyncio.create_task(committer.submit(_event("e0", first)))
-        await asyncio.sleep(0.2)  # the writer now waits on the locked task
+        await wait_until(lambda: equals(lock_waiters(pool), 1), what="the writer on the lock")
         queued = [
             asyncio.create_task(committer.submit(_event(f"e{i}", t))) for i, t in enumerate(rest, 1)
         ]
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: committer.queued_events == len(rest), what="all queued")
         await tx.rollback()
         await pool.release(blocker)
         blocker = None

@@ -29,6 +29,8 @@ from taskhook.core.delivery import AttemptResult, Outcome
 from taskhook.dispatcher.claims import claim_deliveries
 from tests.conftest import SECRET_BOX
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 # Finished tasks, each with a delivery, its body, an attempt and an event id. The same test
 # runs on an aged database with TASKHOOK_TEST_HISTORY=2000000 (about two minutes).
 HISTORY = int(os.environ.get("TASKHOOK_TEST_HISTORY", "20000"))

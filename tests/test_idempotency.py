@@ -6,9 +6,13 @@ import asyncio
 import json
 
 import asyncpg
+import pytest
 
 from taskhook.core.accounts import NewAccount
 from tests.conftest import Api
+from tests.waits import wait_until
+
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
 
 BODY = {"project": "proj", "attachment": "a", "categories": ["x", "y"]}
 
@@ -62,9 +66,7 @@ async def test_in_flight_repeat_gets_429(live: Api, pool: asyncpg.Pool) -> None:
     await blocker.execute("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE")  # stalls the insert
     first = asyncio.create_task(_create(live, "k-slow"))
     try:
-        async with asyncio.timeout(10):
-            while not await pool.fetchval("SELECT count(*) FROM idempotency_keys"):
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: pool.fetchval("SELECT count(*) FROM idempotency_keys"))
         async with live.session.post(
             live.base + "/v1/task/categorization",
             json=BODY,

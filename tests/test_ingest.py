@@ -25,6 +25,8 @@ from standardwebhooks.webhooks import Webhook
 from taskhook.core.accounts import NewAccount
 from tests.conftest import INGEST_SECRET, Api
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 CB = "https://hooks.example.com/scale"
 DEFAULT_CB = "https://default.example.com/cb"
 WRONG_SECRET = "whsec_" + base64.b64encode(b"not-the-ingest-secret-of-this-srv").decode()

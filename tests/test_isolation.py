@@ -15,6 +15,8 @@ import pytest
 from taskhook.core.accounts import NewAccount
 from tests.conftest import Api, snapshot
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 MakeAccount = Callable[[str], Awaitable[NewAccount]]
 
 # Owner and intruder keys: ("A" | "B", "live" | "test"). A owns the objects.

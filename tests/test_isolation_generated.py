@@ -52,6 +52,8 @@ from taskhook.core.accounts import NewAccount
 from taskhook.receiver.openapi import build_document
 from tests.conftest import INGEST_SECRET
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 MakeAccount = Callable[[str], Awaitable[NewAccount]]
 METHODS = ("get", "put", "post", "delete", "patch")
 SINK = "http://127.0.0.1:9/callback"  # no dispatcher runs here: callbacks stay queued

@@ -13,6 +13,7 @@ import pytest
 
 from taskhook.core.store import schema
 from tests.conftest import Api
+from tests.waits import wait_until
 
 
 @pytest.mark.parametrize("column_type", ["text", "jsonb"])
@@ -88,12 +89,10 @@ async def test_a_migration_deadlocked_with_running_statements_is_retried(
     migrating = asyncio.create_task(schema.migrate(conn))
     try:
         # 001 holds api_keys (its first CREATE INDEX) and waits for web_sessions.
-        async with asyncio.timeout(10):
-            while not await pool.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = $1",
-                conn.get_server_pid(),
-            ):
-                await asyncio.sleep(0.05)
+        waiting = "SELECT count(*) > 0 FROM pg_locks WHERE NOT granted AND pid = $1"
+        await wait_until(
+            lambda: pool.fetchval(waiting, conn.get_server_pid()), what="001 waits for a lock"
+        )
         # The running transaction now wants api_keys: a cycle. The migration waited first,
         # so its deadlock check (after deadlock_timeout, 1 s) finds the cycle and ends it.
         await traffic.execute("LOCK TABLE api_keys IN ROW EXCLUSIVE MODE")

@@ -55,6 +55,8 @@ from taskhook.receiver.openapi import APIS, build_document, is_api_route
 from tests.conftest import INGEST_SECRET, Api, snapshot
 from tests.test_bad_input import assert_error, raw_http
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 TASK_CREATE_ROUTE = "/v1/task/{type}"  # documented once per task type
 # Bounded: a fixed number of examples per operation (about 40 s for all of them). The

@@ -12,6 +12,7 @@ from taskhook.core.delivery import AttemptResult, Outcome
 from taskhook.dispatcher.claims import claim_deliveries
 from taskhook.dispatcher.outcomes import OutcomeWriter
 from tests.conftest import SECRET_BOX, Api
+from tests.waits import equals, lock_waiters, wait_until
 
 OK = AttemptResult(datetime.now(UTC), 3, Outcome(status_code=200), "ok")
 
@@ -32,12 +33,13 @@ async def test_waiting_outcomes_are_written_in_one_statement(
     await blocker.execute("SELECT 1 FROM deliveries WHERE id = $1 FOR UPDATE", first.id)
     try:
         head = asyncio.create_task(writer.record(store.AttemptRecord(first, "succeeded", None, OK)))
-        await asyncio.sleep(0.2)  # the writer now waits on the locked delivery
+        await wait_until(lambda: equals(lock_waiters(pool), 1), what="the writer on the lock")
         queued = [
             asyncio.create_task(writer.record(store.AttemptRecord(d, "succeeded", None, OK)))
             for d in rest
         ]
-        await asyncio.sleep(0.1)
+        # The other writer takes them while the first still waits on the lock.
+        await wait_until(lambda: all(t.done() for t in queued), what="the queued outcomes")
     finally:
         await tx.rollback()
         await pool.release(blocker)
@@ -82,7 +84,7 @@ async def test_outcome_sees_a_delivery_enqueued_behind_it_while_it_waited(
             ],
         )
         writing = asyncio.create_task(store.record_attempt(pool, first, "succeeded", None, OK))
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: equals(lock_waiters(pool), 1), what="the outcome on the lock")
         assert not writing.done()  # it waits for the task's lock
         await tx.commit()
     finally:

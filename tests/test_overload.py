@@ -18,9 +18,11 @@ from taskhook.core import events
 from taskhook.core.models import Event
 from taskhook.receiver import shedding
 from taskhook.receiver.group_commit import GroupCommitter
+from taskhook.receiver.keys import GROUP_COMMIT
 from taskhook.receiver.shedding import Overloaded
 from tests.conftest import Api
 from tests.procs import pending_tasks, signed
+from tests.waits import equals, lock_waiters, wait_until
 
 FLOOD = 300
 LIMIT = 8
@@ -115,7 +117,7 @@ async def test_flood_is_shed_and_service_recovers(live: Api, base_url: str) -> N
 
 @pytest.mark.settings(ingest_queue_events=1)
 async def test_full_ingest_queue_is_shed_over_http(
-    live: Api, base_url: str, pool: asyncpg.Pool
+    live: Api, base_url: str, receiver_server: Any, pool: asyncpg.Pool
 ) -> None:
     """With both group-commit writers held up (their tasks locked) and the queue at its
     bound, the next ingest is a 503 with Retry-After at once; queued ones complete."""
@@ -134,12 +136,15 @@ async def test_full_ingest_queue_is_shed_over_http(
                     http, "POST", f"{base_url}/v1/events", data=body, headers=signed(body)
                 )
 
+            committer = receiver_server.app[GROUP_COMMIT]
             held = []
-            for task_id in (a, b):  # one at a time: each writer takes one and waits
+            for n, task_id in enumerate((a, b), 1):  # one at a time: each writer takes one
                 held.append(asyncio.create_task(post(task_id)))
-                await asyncio.sleep(0.3)
+                await wait_until(
+                    lambda n=n: equals(lock_waiters(pool), n), what=f"{n} writers held"
+                )
             queued = asyncio.create_task(post(c))
-            await asyncio.sleep(0.1)
+            await wait_until(lambda: committer.queued_events == 1, what="c queued")
             status, retry_after, body, seconds = await post(d)
             assert _shed_ok(status, retry_after, body), (status, body)
             assert seconds < 1.0
@@ -174,11 +179,10 @@ async def test_group_committer_queue_is_bounded_in_events(live: Api, pool: async
     try:
         await blocker.execute("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", ids[0])
         head = asyncio.create_task(committer.submit(batch(ids[0])))
-        await asyncio.sleep(0.2)  # the writer holds the head and waits on the lock
-        assert committer.queued_events == 0
+        await wait_until(lambda: equals(lock_waiters(pool), 1), what="the writer on the lock")
+        assert committer.queued_events == 0  # the writer holds the head
         big = asyncio.create_task(committer.submit(batch(ids[1], ids[2], ids[3])))
-        await asyncio.sleep(0.05)
-        assert committer.queued_events == 3  # over the bound, but the queue was empty
+        await wait_until(lambda: committer.queued_events == 3)  # over the bound: queue was empty
         with pytest.raises(Overloaded):
             await committer.submit(batch("no-such-task"))
         await tx.rollback()

@@ -10,8 +10,12 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import INGEST_SECRET
 from tests.procs import create_account, make_role
+
+pytestmark = pytest.mark.subprocess  # the README's commands as real processes
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

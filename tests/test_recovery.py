@@ -21,7 +21,10 @@ from taskhook.receiver import middleware
 from tests.conftest import Api
 from tests.procs import signed
 from tests.sink import Sink
-from tests.test_dispatcher import Start, completed_task, until
+from tests.test_dispatcher import Start, completed_task
+from tests.waits import wait_until
+
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
 
 # What live connections get when PostgreSQL stops, restarts or fails over.
 SERVER_GONE = [
@@ -137,4 +140,4 @@ async def test_dispatcher_loop_survives_an_unexpected_claim_error(
         _, task = await test_api.call("GET", f"/v1/task/{task_id}")
         return task.get("callback_succeeded") is True
 
-    await until(succeeded)
+    await wait_until(succeeded)

@@ -167,6 +167,7 @@ def test_migrations_are_numbered_without_a_gap(
         schema.migrations()
 
 
+@pytest.mark.subprocess  # builds the wheel and imports it in a fresh interpreter
 def test_the_wheel_ships_the_schema_and_every_migration(tmp_path: Path) -> None:
     """An installed taskhook (no source checkout beside it) finds both in the package."""
     root = Path(__file__).resolve().parents[1]

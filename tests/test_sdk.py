@@ -26,6 +26,8 @@ from scaleapi.tasks import Task, TaskReviewStatus, TaskStatus, TaskType
 from taskhook.core.accounts import NewAccount
 from taskhook.core.tasktypes import REQUIRED
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 T = TypeVar("T")
 Client = scaleapi.ScaleClient
 CALLBACK = "http://127.0.0.1:9/callback"
@@ -92,7 +94,7 @@ async def spaced(create: Callable[..., Awaitable[Task]], n: int) -> list[Task]:
     """n tasks at least 2 ms apart, so millisecond timestamps tell them apart."""
     made = []
     for _ in range(n):
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.002)  # fixed: a new millisecond, so timestamps tell them apart
         made.append(await create())
     return made
 
@@ -417,7 +419,7 @@ async def test_filter_created_and_updated_times(live_sdk: Client, live_proj: str
         )
     )
     assert ids(window) == {b.id}
-    await asyncio.sleep(0.002)
+    await asyncio.sleep(0.002)  # fixed: a new millisecond, so timestamps tell them apart
     a2 = await run(live_sdk.set_task_metadata, a.id, {"touched": True})
     assert a2.updated_at >= c.updated_at
     assert ids(await run(live_sdk.tasks, updated_after=a2.updated_at)) == {a.id}

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from taskhook.core.accounts import NewAccount
 from taskhook.core.secretbox import AUTH_KEY, SIGNING_SECRET, SecretBox, SecretKeyError
 from tests.conftest import SECRET_BOX, Api
 from tests.sink import Received, Sink
+from tests.waits import wait_until
+
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
 
 OTHER_BOX = SecretBox(b"another-taskhook-secret-key-32by")
 
@@ -73,6 +77,7 @@ def test_a_ciphertext_opens_only_for_its_account_purpose_and_key() -> None:
     assert SECRET_BOX.seal("same", "a", AUTH_KEY) != SECRET_BOX.seal("same", "a", AUTH_KEY)
 
 
+@pytest.mark.subprocess
 async def test_a_process_with_another_key_refuses_to_start(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await secretbox.bind(conn, SECRET_BOX)  # the first key is recorded...
@@ -81,6 +86,7 @@ async def test_a_process_with_another_key_refuses_to_start(pool: asyncpg.Pool) -
             await secretbox.bind(conn, OTHER_BOX)  # ...another one is refused
 
 
+@pytest.mark.subprocess
 async def test_cli_with_another_key_exits_2_and_names_the_setting(
     dsn: str, pool: asyncpg.Pool
 ) -> None:
@@ -169,7 +175,10 @@ async def test_both_secrets_sign_during_the_grace_period_then_only_the_new(
     assert len(during.headers["webhook-signature"].split(" ")) == 2
     assert verifies(old, during) and verifies(new, during)
 
-    await asyncio.sleep(1.2)  # the grace period is over
+    # The reply's time is to the millisecond; the database's clock is this machine's.
+    valid_until = datetime.fromisoformat(reply["previous_secret_valid_until"])
+    over = valid_until + timedelta(milliseconds=2)
+    await wait_until(lambda: datetime.now(UTC) > over, what="the grace period's end")
     after = await one_callback(test_api, receiver, url, "after")
     assert len(after.headers["webhook-signature"].split(" ")) == 1
     assert verifies(new, after) and not verifies(old, after)
@@ -211,6 +220,7 @@ async def test_bad_rotation_is_400_and_changes_nothing(
     )
 
 
+@pytest.mark.subprocess
 async def test_cli_rotates_the_secret_and_prints_it_once(
     dsn: str, account: NewAccount, pool: asyncpg.Pool
 ) -> None:

@@ -17,6 +17,7 @@ from taskhook.core.appkeys import DISPATCHER
 from taskhook.serve import create_serve_app
 from tests.conftest import INGEST_SECRET, Api, dispatcher_settings
 from tests.sink import Sink
+from tests.waits import wait_until
 
 
 async def _serve(aiohttp_server: Any, pool: asyncpg.Pool, dsn: str) -> Any:
@@ -68,14 +69,15 @@ async def test_readyz_fails_when_the_dispatcher_loop_is_stuck(
     async with http.get(base + "/readyz") as resp:
         assert resp.status == 200
     dispatcher = server.app[DISPATCHER]
-    never = asyncio.Event()
+    never, entered = asyncio.Event(), asyncio.Event()
 
     async def hang(_free: int) -> list[Any]:
+        entered.set()
         await never.wait()  # a claim that never returns: the loop is stuck
         return []
 
     dispatcher._claim = hang  # type: ignore[method-assign]
-    await asyncio.sleep(0.3)  # the loop's next turn enters the hanging claim
+    await wait_until(entered.is_set, what="the loop's next turn in the hanging claim")
     dispatcher.heartbeat = time.monotonic() - 3600
     async with http.get(base + "/readyz") as resp:
         assert resp.status == 503

@@ -43,6 +43,8 @@ from tests.test_ingest import (
     snapshot,
 )
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 Start = Callable[..., Awaitable[Any]]
 
 

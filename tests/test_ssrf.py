@@ -12,7 +12,6 @@ records) any other address, so a missing rule fails a test instead of sending tr
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,6 +29,9 @@ from taskhook.core.targets import TargetRefused, check_url, is_forbidden_ip
 from taskhook.receiver.app import create_app
 from tests.conftest import INGEST_SECRET, Api, snapshot
 from tests.sink import Sink
+from tests.waits import wait_until
+
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
 
 Start = Callable[..., Awaitable[Any]]
 
@@ -173,12 +175,6 @@ async def permissive(live: Api, strict: Api) -> Api:
 # --- helpers --------------------------------------------------------------------------------
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.05)
-
-
 def assert_400(status: int, body: Any, *words: str) -> None:
     assert status == 400, body
     assert isinstance(body, dict) and set(body) == {"status_code", "error"}, body
@@ -213,7 +209,7 @@ async def refused_at_delivery(api: Api, task_id: str) -> None:
     async def given_up() -> bool:
         return await succeeded(api, task_id) is False
 
-    await until(given_up)
+    await wait_until(given_up)
     [delivery] = await callbacks(api, task_id)
     assert delivery["state"] == "failed", delivery
     [attempt] = delivery["attempts"]
@@ -413,7 +409,7 @@ async def test_same_target_is_delivered_when_private_targets_are_allowed(
     ]
     await run_dispatcher(connect_timeout=1, total_timeout=3)
     for task_id in tasks:
-        await until(lambda t=task_id: _is(succeeded(test_api, t), True))
+        await wait_until(lambda t=task_id: _is(succeeded(test_api, t), True))
     assert len(receiver.received) == len(tasks)
 
 
@@ -453,7 +449,7 @@ async def test_redirect_is_a_failed_attempt_and_is_not_followed(
     await test_api.project()
     task = await test_api.task(callback_url=url + "/redirect")
     await run_dispatcher(retry_schedule=(0.05, 0.05))
-    await until(lambda: _is(succeeded(test_api, task["task_id"]), False))
+    await wait_until(lambda: _is(succeeded(test_api, task["task_id"]), False))
     [delivery] = await callbacks(test_api, task["task_id"])
     assert delivery["state"] == "failed"
     assert [a["status_code"] for a in delivery["attempts"]] == [302, 302, 302]
@@ -481,7 +477,7 @@ async def test_redirect_to_metadata_is_not_followed(
     await test_api.project()
     task = await test_api.task(callback_url=redirect_to_private + "/hop")
     await run_dispatcher(retry_schedule=(0.05,))
-    await until(lambda: _is(succeeded(test_api, task["task_id"]), False))
+    await wait_until(lambda: _is(succeeded(test_api, task["task_id"]), False))
     [delivery] = await callbacks(test_api, task["task_id"])
     assert [a["status_code"] for a in delivery["attempts"]] == [307, 307]
     assert not only_loopback

@@ -120,7 +120,7 @@ async def test_v15_get_batches_pages_with_next_token(v2: V2Api, project: dict[st
     none."""
     made = []
     for i in range(3):
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.002)  # fixed: a new millisecond, so timestamps tell them apart
         made.append(await new_batch(v2, f"page-{i}"))
     seen, token, calls = [], None, 0
     while True:
@@ -248,7 +248,7 @@ async def test_v19_projects(v2: V2Api, live: Api, pool: asyncpg.Pool) -> None:
     """V19: get_project by name or id; get_projects is {"projects": [...]} with created
     bounds; unknown is a 404, no parameter a 400."""
     await live.project("First")
-    await asyncio.sleep(0.002)
+    await asyncio.sleep(0.002)  # fixed: a new millisecond, so timestamps tell them apart
     await live.project("Second")
     first = await run(v2.get_project, project_name="First")
     second = await run(v2.get_project, project_name="Second")

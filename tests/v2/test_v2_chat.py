@@ -24,6 +24,8 @@ from tests.sink import Sink
 from tests.v2.conftest import CALLBACK, PROJECT
 from tests.v2.helpers import Ingest, ann, event, raises, rich_threads, run
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 Chat = Callable[..., Awaitable[Task]]
 
 

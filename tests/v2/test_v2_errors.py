@@ -26,6 +26,8 @@ from tests.conftest import Api
 from tests.v2.conftest import PROJECT, MakeClient
 from tests.v2.helpers import MESSAGE_ANNOTATIONS, Ingest, event, raises, rich_threads, run
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 Chat = Callable[..., Awaitable[Task]]
 
 

@@ -28,6 +28,8 @@ from tests.conftest import Api
 from tests.v2.conftest import PROJECT, MakeClient
 from tests.v2.helpers import Ingest, event, raises, rich_threads, run
 
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
+
 Chat = Callable[..., Awaitable[Task]]
 
 
@@ -158,7 +160,7 @@ async def test_v06_reported_task_has_no_threads(v2: V2Api, chat: Chat, ingest: I
 async def spaced(chat: Chat, n: int, **fields: Any) -> list[Task]:
     made = []
     for _ in range(n):
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.002)  # fixed: a new millisecond, so timestamps tell them apart
         made.append(await chat(**fields))
     return made
 

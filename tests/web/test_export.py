@@ -9,9 +9,13 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from taskhook.core.accounts import NewAccount
 from taskhook.web.routes import EXPORT_PAGE
 from tests.web.conftest import Seed, WebClient
+
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
 
 N_TASKS = 20_000
 

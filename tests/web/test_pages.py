@@ -11,6 +11,7 @@ from urllib.parse import unquote
 
 import aiohttp
 import asyncpg
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
@@ -18,6 +19,8 @@ from taskhook.core.accounts import NewAccount
 from taskhook.web import sessions
 from tests.conftest import Api, snapshot
 from tests.web.conftest import Page, Seed, WebClient
+
+pytestmark = pytest.mark.slow  # among the slowest files: not in make test-fast
 
 Client = Any  # the web_client factory
 

@@ -9,7 +9,6 @@ TASKHOOK_DOCS_SCREENSHOT=1 also refreshes the README's docs/tasks-tab.png.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
@@ -21,6 +20,9 @@ import pytest
 from taskhook.core.accounts import NewAccount
 from tests.conftest import Api
 from tests.sink import Sink
+from tests.waits import wait_until
+
+pytestmark = pytest.mark.browser  # Chromium through Playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -213,10 +215,14 @@ async def test_sign_in_filter_page_export_fix_and_resend(
 
 async def _wait_for(page: Any, selector: str, timeout: float = 10.0) -> None:
     """Reload until the selector matches (the dispatcher works in the background)."""
-    async with asyncio.timeout(timeout):
-        while not await page.locator(selector).count():
-            await asyncio.sleep(0.2)
-            await page.reload()
+
+    async def shown() -> bool:
+        if await page.locator(selector).count():
+            return True
+        await page.reload()
+        return False
+
+    await wait_until(shown, timeout, f"{selector} on the page", interval=0.2)
 
 
 async def test_no_access_across_accounts_in_the_browser(
