@@ -1,4 +1,4 @@
-"""Bad input (SPEC §6): every refusal is a 4xx `{"status_code": N, "error": "<what, where>"}`,
+"""Bad input: every refusal is a 4xx `{"status_code": N, "error": "<what, where>"}`,
 never a 500 or a stack trace, and a refused request writes nothing."""
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Every documented callback body, end to end and field by field (issue 5, item 7).
+"""Every documented callback body, end to end and field by field.
 
 A live task is created with its callback_url on a real sink; workforce events go through
 the signed ingest endpoint and customer audits through the API; a real dispatcher delivers;
-the bodies are read at the sink and checked against reference/scale-api-v1.md §2 and §3,
-seed 000 (the Task object) and seed 003 (the Tasks tab's Accept, Fix, Reject).
+the bodies are read at the sink and checked against Scale's documented callback bodies,
+its Task object, and the Tasks tab's Accept, Fix and Reject.
 """
 
 from __future__ import annotations
@@ -338,7 +338,7 @@ async def test_scale_fix_body_replaces_response_and_appends_prior(world: World) 
         "audit_result": "fixed",
         "audit_source": "scale",
     }
-    assert type(audit["audit_time_secs"]) is int  # as sent, like seed 000's 511
+    assert type(audit["audit_time_secs"]) is int  # as sent, like Scale's 511
 
     assert set(second_fix) == REVIEW_KEYS
     assert second_fix["response"] == THIRD
@@ -444,7 +444,7 @@ async def test_recall_body_is_pending_and_each_redo_counts(world: World) -> None
     assert redo2["response"] == THIRD
 
 
-# --- seed 000 fields ----------------------------------------------------------------------
+# --- Task object fields ----------------------------------------------------------------------
 
 
 async def test_project_param_version_follows_the_projects_params(world: World) -> None:

@@ -58,7 +58,7 @@ async def _run(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 
 
 async def test_accounts_create_json_prints_one_object(dsn: str, pool: asyncpg.Pool) -> None:
-    """`accounts create NAME --json` prints exactly SPEC §1's object, with working keys."""
+    """`accounts create NAME --json` prints exactly one account object, with working keys."""
     code, out, _ = await _run(
         "accounts", "create", "Ada Labs", "--json", env=_env(TASKHOOK_DATABASE_URL=dsn)
     )

@@ -1,4 +1,4 @@
-"""Crash safety under load (issue 7): `taskhook serve`, and a lone `taskhook dispatcher`,
+"""Crash safety under load: `taskhook serve`, and a lone `taskhook dispatcher`,
 SIGKILLed several times mid-delivery and restarted; nothing acknowledged is lost.
 
 Load: signed single-event `task.completed` ingests at a modest rate, one per task, each

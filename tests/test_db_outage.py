@@ -1,4 +1,4 @@
-"""Database outage under load (issue 7): PostgreSQL stops and starts again while `taskhook
+"""Database outage under load: PostgreSQL stops and starts again while `taskhook
 serve` takes events and API calls.
 
 The test runs a PostgreSQL of its own (never the session's server, which other tests use)

@@ -1,4 +1,4 @@
-"""The dispatcher against a real callback sink on 127.0.0.1 (SPEC §4)."""
+"""The dispatcher against a real callback sink on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ async def delivery_state(pool: asyncpg.Pool, task_id: str) -> list[str]:
 async def test_success_sends_signed_body_and_sets_callback_succeeded(
     test_api: Api, account: NewAccount, sink: tuple[Sink, str], run_dispatcher: Start
 ) -> None:
-    """A 2xx sets callback_succeeded true; the POST carries SPEC §4's body and headers."""
+    """A 2xx sets callback_succeeded true; the POST carries the callback body and headers."""
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/ok")
     await run_dispatcher()
@@ -306,7 +306,7 @@ async def test_notify_wakes_the_dispatcher_without_waiting_for_a_poll(
 async def test_attempts_are_listed_and_resend_sends_again(
     test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
 ) -> None:
-    """GET .../callbacks lists deliveries and attempts (SPEC §8); resend delivers anew."""
+    """GET .../callbacks lists deliveries and attempts; resend delivers anew."""
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/flaky/1/r")
     await run_dispatcher()

@@ -1,4 +1,4 @@
-"""The long-running roles' garbage-collector settings (taskhook/gctune.py)."""
+"""The long-running roles' garbage-collector settings (taskhook/core/gctune.py)."""
 
 from __future__ import annotations
 

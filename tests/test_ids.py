@@ -1,4 +1,4 @@
-"""taskhook/ids.py: buffered random identifiers."""
+"""taskhook/core/ids.py: buffered random identifiers."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Event ingest (SPEC §3) and the deliveries it enqueues (SPEC §4).
+"""Event ingest and the deliveries it enqueues.
 
 `POST /v1/events` is signed with Standard Webhooks headers under the ingest secret; each
-event moves its task as the table of §3 says and every callback trigger enqueues a
+event moves its task as the transition table says and every callback trigger enqueues a
 delivery in the same transaction. No dispatcher runs here: deliveries are read from the
 `deliveries` table.
 """
@@ -337,7 +337,7 @@ async def test_results_in_input_order(ingest: Ingest, live: Api) -> None:
             assert isinstance(r["error"], str) and r["error"]
 
 
-# --- transitions (SPEC §3 table) -----------------------------------------------------------
+# --- transitions -----------------------------------------------------------
 
 
 async def test_started_marks_work_started_without_callback(

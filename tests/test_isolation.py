@@ -1,4 +1,4 @@
-"""Isolation (SPEC §2, §8): an account sees only its own tasks, batches and projects, and
+"""Isolation: an account sees only its own tasks, batches and projects, and
 within an account the test and live keys are separate worlds. Another key gets 404 for any
 object it names, empty lists, and cannot change anything."""
 

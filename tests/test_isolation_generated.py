@@ -1,4 +1,4 @@
-"""Isolation, generated from the OpenAPI document (issue 7): every operation that acts for an
+"""Isolation, generated from the OpenAPI document: every operation that acts for an
 account is called against account A's LIVE objects, with other keys, every parameter and body
 field that names an object filled with A's real ids and names.
 

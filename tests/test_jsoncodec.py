@@ -1,4 +1,4 @@
-"""taskhook/jsoncodec.py and decode_json's fast path: orjson's speed, the stdlib's answers."""
+"""taskhook/core/jsoncodec.py and decode_json's fast path: orjson's speed, the stdlib's answers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Overload (issue 7): past its capacity the receiver sheds requests with 503 and
+"""Overload: past its capacity the receiver sheds requests with 503 and
 Retry-After at once, instead of letting memory and latency run away; health endpoints are
 never shed; service is normal again as soon as the flood stops."""
 

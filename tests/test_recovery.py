@@ -1,4 +1,4 @@
-"""What a database outage throws at the code, one failure at a time (issue 7): errors of a
+"""What a database outage throws at the code, one failure at a time: errors of a
 server that stops or restarts are answered 503 with Retry-After, never 500; the dispatcher's
 loop and outcome writers survive an unexpected error instead of dying quietly.
 

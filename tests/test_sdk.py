@@ -1,7 +1,7 @@
-"""Acceptance: the official scaleapi 2.18.4 SDK, unchanged, against taskhook (SPEC §2, §8).
+"""Acceptance: the official scaleapi 2.18.4 SDK, unchanged, against taskhook.
 
 Every task, batch and project call of the SDK is driven through the SDK itself, so the
-SDK's own parsing rules (reference/scale-api-v1.md §1.2-§1.6, §2) are part of every check.
+SDK's own parsing rules are part of every check.
 """
 
 from __future__ import annotations
@@ -282,7 +282,7 @@ async def test_test_key_task_completes_at_once(
 async def test_test_key_categorization_picks_a_category(
     testkey_sdk: Client, testkey_proj: str
 ) -> None:
-    """A test categorization answers {"category": <one of its categories>} (SPEC §8)."""
+    """A test categorization answers {"category": <one of its categories>}."""
     task = await make_task(testkey_sdk, testkey_proj)(categories=["cat", "dog"])
     assert task.response in ({"category": "cat"}, {"category": "dog"})
     assert task.is_test is True
@@ -464,7 +464,7 @@ async def test_filter_review_status(testkey_sdk: Client, testkey_proj: str) -> N
 
 
 async def test_filter_tags_all_must_match(live_sdk: Client, live_proj: str) -> None:
-    """tags=a&tags=b matches only tasks carrying every tag given (SPEC §8)."""
+    """tags=a&tags=b matches only tasks carrying every tag given."""
     create = make_task(live_sdk, live_proj)
     ab, a, bc = (
         await create(tags=["a", "b"]),

@@ -1,4 +1,4 @@
-"""taskhook/serialize.py: Scale's timestamp form."""
+"""taskhook/core/serialize.py: Scale's timestamp form."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Signatures both ways: events coming in under the ingest secret, callbacks going out
-under each account's signing secret (Standard Webhooks, SPEC §3 and §4).
+under each account's signing secret (Standard Webhooks).
 
 Already covered in tests/test_ingest.py and not repeated here: no signature headers, each
 of the three headers missing, a wrong secret, a timestamp more than 5 minutes old or new

@@ -1,4 +1,4 @@
-"""Callback targets that point inside the network are refused (SPEC §4 "Safety").
+"""Callback targets that point inside the network are refused.
 
 With TASKHOOK_ALLOW_PRIVATE_TARGETS off, a target that is, or resolves to, a non-global
 address is refused: at create time where the address is a literal (a 400, nothing written),

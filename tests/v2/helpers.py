@@ -73,7 +73,7 @@ def ann(id_: str, key: str, type_: str, value: Any, **details: Any) -> dict[str,
     return {"id": id_, "key": key, "type": type_, "value": value, **details}
 
 
-# One annotation of every one of the 12 types (reference §3.3), each with a well-typed value.
+# One annotation of every one of the 12 types, each with a well-typed value.
 MESSAGE_ANNOTATIONS = [
     ann(
         "an_int",

@@ -1,4 +1,4 @@
-"""Acceptance check N2 (reference/scale-api-v2.md): no v2 JSON ever contains
+"""The N2 rule (what v2 replies never hold): no v2 JSON ever contains
 `next_token: ""`, an empty timestamp, `batch.metadata: null`, a status outside the enums, an
 annotation without a known `type`, a thread, turn or message without `annotations`, or a
 non-empty `attachments`; every 200 parses with the SDK's model of its operation, and every

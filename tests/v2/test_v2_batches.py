@@ -1,5 +1,4 @@
-"""v2 batches, projects and metadata through the SDK's client.v2 (acceptance checks V12-V19
-of reference/scale-api-v2.md)."""
+"""v2 batches, projects and metadata through the SDK's client.v2."""
 
 from __future__ import annotations
 

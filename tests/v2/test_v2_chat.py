@@ -1,6 +1,6 @@
 """v2 chat tasks: create_chat_task (V11), and the workforce reporting their results through
 the ingest endpoint: threads, sensitive content reports, errors, validated against the v2
-models; completion calls back as for any task (issue 8, items 1 and 3)."""
+models; completion calls back as for any task."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Deliveries (issue 8, item 4; acceptance checks V20-V22 and V24): the operator groups
+"""Deliveries: the operator groups
 completed tasks into named deliveries per project with `task.delivered` events (or the CLI's
 code path), and get_deliveries, get_delivery and get_delivery_tasks page through them."""
 

@@ -1,4 +1,4 @@
-"""Bad input on v2 (issue 8, item 5): the v2 error shape `{"status_code", "error"}` and the
+"""Bad input on v2: the v2 error shape `{"status_code", "error"}` and the
 right ApiException subclass in the SDK; 404 for unknown ids, 400 for a missing required
 parameter; never a 500. Also get_annotation (V23) and attachments (N1)."""
 

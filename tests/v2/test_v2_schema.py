@@ -1,4 +1,4 @@
-"""N2, the schema test over every v2 serializer (issue 8, item 2): taskhook's v2 models
+"""N2, the schema test over every v2 serializer: taskhook's v2 models
 mirror the SDK's (required keys required, closed enums no wider, no field the SDK lacks),
 and every serializer's output, over a grid of rows and opts, parses with the SDK's model
 and holds none of the values N2 forbids. (Every reply of every other v2 test is checked

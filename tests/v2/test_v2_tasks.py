@@ -1,5 +1,5 @@
-"""v2 task reads through the official SDK's client.v2 (issue 8; acceptance checks V0-V10 of
-reference/scale-api-v2.md), and v1 and v2 as two views of the same tasks."""
+"""v2 task reads through the official SDK's client.v2, and v1 and v2 as two views of the
+same tasks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Export JSON (issue 9): every task that matches the filters, streamed in keyset pages so
+"""Export JSON: every task that matches the filters, streamed in keyset pages so
 memory stays flat however many tasks match."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Tasks tab over plain HTTP (issue 9): sessions, cookies, CSRF, scoping, filters,
+"""The Tasks tab over plain HTTP: sessions, cookies, CSRF, scoping, filters,
 paging, markdown, audits and resend, without a browser (fast)."""
 
 from __future__ import annotations

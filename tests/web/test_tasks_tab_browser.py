@@ -1,4 +1,4 @@
-"""The Tasks tab in a real browser (issue 9): headless Chromium through Playwright, against
+"""The Tasks tab in a real browser: headless Chromium through Playwright, against
 the real receiver, a running dispatcher and a real callback sink.
 
 Chromium is Debian's (`/usr/bin/chromium`; `.ci/run` installs it). Without it these tests
