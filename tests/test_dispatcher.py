@@ -306,7 +306,8 @@ async def test_notify_wakes_the_dispatcher_without_waiting_for_a_poll(
 async def test_attempts_are_listed_and_resend_sends_again(
     test_api: Api, sink: tuple[Sink, str], run_dispatcher: Start
 ) -> None:
-    """GET .../callbacks lists deliveries and attempts; resend delivers anew."""
+    """GET .../callbacks lists deliveries and attempts, each delivery with the webhook-id
+    its attempts were sent with; resend delivers anew, under a new webhook-id."""
     receiver, url = sink
     task_id = await completed_task(test_api, url + "/flaky/1/r")
     await run_dispatcher()
@@ -336,6 +337,10 @@ async def test_attempts_are_listed_and_resend_sends_again(
     sent = receiver.to("/flaky/1/r")
     assert sent[2].json == sent[1].json
     assert sent[2].headers["webhook-id"] != sent[1].headers["webhook-id"]
+    # Both attempts of the first delivery carry its id; the resend carries its own.
+    assert first["webhook_id"] == sent[0].headers["webhook-id"] == sent[1].headers["webhook-id"]
+    assert again["webhook_id"] == sent[2].headers["webhook-id"]
+    assert first["webhook_id"].startswith("msg_")
 
 
 async def test_callbacks_of_another_account_are_hidden(
@@ -659,8 +664,8 @@ async def test_each_attempt_is_logged_with_its_delivery(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """One line per attempt at info, named for its outcome (`delivery.succeeded`), naming
-    the delivery, its task, the attempt and the host, one JSON object a line; the bare
-    `delivery.attempted` is a debug line."""
+    the delivery, the webhook-id the customer received, its task, the attempt and the host,
+    one JSON object a line; the bare `delivery.attempted` is a debug line."""
     import json
     import logging
 
@@ -683,6 +688,8 @@ async def test_each_attempt_is_logged_with_its_delivery(
     for line in mine:
         assert line["attempt"] == 1 and line["host"] == "127.0.0.1", line
         assert isinstance(line["delivery_id"], int) and line["status_code"] == 200, line
+        [received] = receiver.to("/ok/logged")
+        assert line["webhook_id"] == received.headers["webhook-id"], line
 
 
 async def test_prune_deletes_in_batches_until_nothing_old_is_left(

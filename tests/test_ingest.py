@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import itertools
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import aiohttp
@@ -403,6 +403,25 @@ async def test_completed_at_defaults_to_time_of_receipt(
     assert before <= completed_at <= after
 
 
+def _ahead(*, minutes: float, zone: timezone = UTC) -> str:
+    """ISO 8601 of the server's clock plus `minutes`, written in `zone`."""
+    return (datetime.now(UTC) + timedelta(minutes=minutes)).astimezone(zone).isoformat()
+
+
+async def test_occurred_at_a_little_ahead_is_the_clock_skew_allowed(
+    ingest: Ingest, live: Api, pending: dict[str, Any]
+) -> None:
+    """A sender's clock may run ahead of the server's by up to the signature's tolerance
+    (5 minutes): such an occurred_at is applied as given."""
+    at = _ahead(minutes=4)
+    await ingest.ok(ev("completed", pending["task_id"], occurred_at=at))
+    task = await get_task(live, pending["task_id"])
+    assert task["status"] == "completed"
+    assert abs(datetime.fromisoformat(task["completed_at"]) - datetime.fromisoformat(at)) < (
+        timedelta(milliseconds=1)
+    )
+
+
 async def test_late_event_moves_updated_at_forward(
     ingest: Ingest, live: Api, pending: dict[str, Any]
 ) -> None:
@@ -710,6 +729,17 @@ async def test_empty_array_is_400(ingest: Ingest) -> None:
         (lambda e: e.update(colour="blue"), ["event 1", "colour"]),
         (lambda e: e.update(occurred_at="yesterday"), ["event 1", "occurred_at"]),
         (lambda e: e.update(occurred_at="2024-13-45T00:00:00Z"), ["event 1", "occurred_at"]),
+        (lambda e: e.update(occurred_at=_ahead(minutes=6)), ["event 1", "occurred_at", "future"]),
+        # No offset means UTC: the same time written naively is as far ahead.
+        (
+            lambda e: e.update(occurred_at=_ahead(minutes=6).removesuffix("+00:00")),
+            ["event 1", "occurred_at", "future"],
+        ),
+        # An offset that puts the time ahead once moved to UTC.
+        (
+            lambda e: e.update(occurred_at=_ahead(minutes=6, zone=timezone(timedelta(hours=-3)))),
+            ["event 1", "occurred_at", "future"],
+        ),
     ],
     ids=[
         "missing-event_id",
@@ -723,6 +753,9 @@ async def test_empty_array_is_400(ingest: Ingest) -> None:
         "unknown-field",
         "bad-occurred_at",
         "impossible-occurred_at",
+        "occurred_at-in-the-future",
+        "occurred_at-in-the-future-naive",
+        "occurred_at-in-the-future-offset",
     ],
 )
 async def test_invalid_event_is_400_and_nothing_applied(

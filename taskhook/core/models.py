@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from taskhook.core.tasktypes import TASK_TYPES
 from taskhook.core.validation import (
+    CLOCK_SKEW,
     EARLIEST_STORED,
     LATEST_STORED,
     MAX_TAG_CHARS,
@@ -255,7 +256,8 @@ class Event(BaseModel):
         None,
         strict=False,
         description="When it happened (default: when it is received); from "
-        f"{EARLIEST_STORED.date()} up to {LATEST_STORED.date()} in UTC.",
+        f"{EARLIEST_STORED.date()} up to {LATEST_STORED.date()} in UTC, and at most "
+        f"{CLOCK_SKEW.seconds // 60} minutes ahead of the server's clock (else a 400).",
     )
     response: dict[str, Any] | None = None
     error: str | None = Field(None, max_length=10_000)

@@ -281,6 +281,10 @@ class Attempt(Reply):
 
 class Delivery(Reply):
     delivery_id: int
+    webhook_id: str = Field(
+        description="The `webhook-id` header of every attempt of this delivery (Standard "
+        "Webhooks message id, `msg_...`); a receiver dedupes and reports on it."
+    )
     trigger: Literal[
         "completed", "error", "audit", "fixed", "recalled", "resend", "batch_completed"
     ]

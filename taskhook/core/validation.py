@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -153,6 +153,22 @@ def check_unique_id(value: Any, where: str = "unique_id") -> str:
 # leaves the datetime range once moved to UTC. Real events fall well inside these bounds.
 EARLIEST_STORED = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_STORED = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+# How far ahead of the server's clock a reported time may be: the tolerance Standard
+# Webhooks gives a signature's timestamp, so a sender whose clock passes one check passes
+# the other. Further ahead, a task would show a completion after its last update.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def check_not_ahead(value: datetime, now: datetime, where: str) -> None:
+    """A time something happened, in UTC: at most CLOCK_SKEW after `now`, else 400."""
+    if value > now + CLOCK_SKEW:
+        raise BadRequest(
+            f"{where} is in the future: {value.isoformat()} is more than "
+            f"{CLOCK_SKEW.seconds // 60} minutes ahead of the server's clock "
+            f"({now.isoformat(timespec='seconds')})."
+        )
 
 
 def check_stored_time(value: datetime, where: str) -> datetime:

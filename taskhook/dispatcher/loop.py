@@ -61,8 +61,15 @@ async def _wait_any(*aws: Awaitable[object], seconds: float) -> None:
 def _context(d: Claimed) -> dict[str, object]:
     """The fields that tie a delivery's log lines together. Passed to each line, not bound
     as context variables: binding them cost more per callback than the lines at the usual
-    levels (most are below the level and cost nothing)."""
-    return {"delivery_id": d.id, "task_id": d.task_id, "attempt": d.attempt, "host": d.host}
+    levels (most are below the level and cost nothing). webhook_id is what the customer
+    sees, so a "we never got msg_..." is found by it."""
+    return {
+        "delivery_id": d.id,
+        "webhook_id": d.webhook_id,
+        "task_id": d.task_id,
+        "attempt": d.attempt,
+        "host": d.host,
+    }
 
 
 class Dispatcher:
@@ -314,7 +321,11 @@ class Dispatcher:
             if self.sending >= total:
                 break
         if stale:
-            log.warning("delivery.held_too_long", count=len(stale))
+            log.warning(
+                "delivery.held_too_long",
+                count=len(stale),
+                webhook_ids=[d.webhook_id for d in stale],
+            )
             self._track(self._hand_back(stale))
 
     async def _hand_back(self, rows: list[Claimed]) -> None:
@@ -351,6 +362,14 @@ class Dispatcher:
             log.error("delivery.crashed", exc_info=task.exception())
 
     async def _deliver(self, d: Claimed) -> None:
+        """An unexpected failure is logged here, where the delivery's fields are known; the
+        delivery keeps its lease and is retried when the lease runs out."""
+        try:
+            await self._attempt(d)
+        except Exception:
+            log.error("delivery.crashed", **_context(d), exc_info=True)
+
+    async def _attempt(self, d: Claimed) -> None:
         assert self.session is not None
         try:
             result = await send(self.session, d, self.send_config)

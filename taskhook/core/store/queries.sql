@@ -609,7 +609,7 @@ SET paused_until = greatest(host_pauses.paused_until, EXCLUDED.paused_until);
 
 -- name: task_deliveries
 -- GET /v1/task/{id}/callbacks: oldest delivery first, attempts in order.
-SELECT d.id, d.trigger, d.state, d.created_at,
+SELECT d.id, d.webhook_id, d.trigger, d.state, d.created_at,
        coalesce(jsonb_agg(jsonb_build_object(
                     'attempt', a.attempt,
                     'started_at', to_char(a.started_at AT TIME ZONE 'UTC',
@@ -1094,7 +1094,7 @@ SELECT d.id FROM d CROSS JOIN n;
 
 -- name: batch_deliveries
 -- A batch's callback deliveries, oldest first, attempts in order (as task_deliveries).
-SELECT d.id, d.trigger, d.state, d.created_at,
+SELECT d.id, d.webhook_id, d.trigger, d.state, d.created_at,
        coalesce(jsonb_agg(jsonb_build_object(
                     'attempt', a.attempt,
                     'started_at', to_char(a.started_at AT TIME ZONE 'UTC',

@@ -39,6 +39,7 @@ def delivery_json(r: Any) -> replies.Delivery:
         replies.Delivery,
         {
             "delivery_id": r["id"],
+            "webhook_id": r["webhook_id"],
             "trigger": r["trigger"],
             "state": _PUBLIC_STATE.get(r["state"], r["state"]),
             "created_at": iso(r["created_at"]),

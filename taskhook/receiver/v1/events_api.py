@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from taskhook.core.logs import get_logger
 from taskhook.core.models import Event
 from taskhook.core.replies import IngestReply, built
 from taskhook.core.responses import ok
-from taskhook.core.validation import check_stored_time, decode_json
+from taskhook.core.validation import check_not_ahead, check_stored_time, decode_json
 from taskhook.receiver.keys import GROUP_COMMIT, INGEST
 from taskhook.receiver.routes import Api, Body
 
@@ -64,11 +65,14 @@ def _verify(request: web.Request, raw: bytes) -> None:
 
 def _check_times(batch: list[Event]) -> None:
     """occurred_at is stored (completed_at, audited_at): one the database cannot hold
-    round-trip is a 400 naming the event, like every other invalid event."""
+    round-trip, or one ahead of the server's clock (a completion that would show after
+    every later update), is a 400 naming the event, like every other invalid event."""
+    now = datetime.now(UTC)
     for index, event in enumerate(batch):
         if event.occurred_at is not None:
             where = f"event {index} (event_id {event.event_id!r}): 'occurred_at'"
-            check_stored_time(event.occurred_at, where)
+            at = check_stored_time(event.occurred_at, where)
+            check_not_ahead(at, now, where)
 
 
 @api.post(
