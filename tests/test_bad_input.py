@@ -738,7 +738,7 @@ async def test_wrong_method_is_json_405(live_world: World, method: str, path: st
     ],
 )
 @pytest.mark.parametrize(
-    ("method", "path"), [("GET", "/v1/tasks"), ("POST", CREATE), ("GET", "/v1/no-such-endpoint")]
+    ("method", "path"), [("GET", "/v1/tasks"), ("POST", CREATE), ("GET", "/v1/task/abc")]
 )
 async def test_missing_or_bad_key_is_json_401(
     http: aiohttp.ClientSession,
@@ -754,6 +754,43 @@ async def test_missing_or_bad_key_is_json_401(
     async with http.request(method, base_url + path, json=TASK_BODY, headers=headers) as resp:
         assert_error(resp.status, await resp.json(content_type=None), 401, "API key")
     assert await task_count(pool) == count
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer live_0000000000000000000000000000000"])
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/docs", 404),
+        ("GET", "/nope", 404),
+        ("GET", "/v1/no-such-endpoint", 404),
+        ("POST", "/v1/task/x/y/z/w", 404),
+        ("GET", "/favicon.ico/x", 404),
+        ("DELETE", "/v1/tasks", 405),
+        ("PUT", "/v1/projects", 405),
+    ],
+)
+async def test_unrouted_path_is_404_before_any_key(
+    http: aiohttp.ClientSession,
+    base_url: str,
+    authorization: str | None,
+    method: str,
+    path: str,
+    status: int,
+) -> None:
+    """A path no route serves is a JSON 404 (a method the path does not take, a 405) with
+    no key or a bad one: a typo in a URL is not reported as a key problem."""
+    headers = {} if authorization is None else {"Authorization": authorization}
+    async with http.request(method, base_url + path, headers=headers) as resp:
+        body = await resp.json(content_type=None)
+    assert_error(resp.status, body, status, method, path if status == 404 else method)
+
+
+async def test_favicon_is_204_without_a_key(http: aiohttp.ClientSession, base_url: str) -> None:
+    """Browsers fetch /favicon.ico on each page load: an empty 204, cached, not a 401/404."""
+    async with http.get(base_url + "/favicon.ico") as resp:
+        assert resp.status == 204
+        assert await resp.read() == b""
+        assert "max-age" in resp.headers["Cache-Control"]
 
 
 async def test_non_utf8_key_is_401(base_url: str, account: NewAccount) -> None:

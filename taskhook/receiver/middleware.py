@@ -22,10 +22,20 @@ from taskhook.web import is_page
 log = get_logger("taskhook.receiver")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# Browsers ask for it on every page load; app.py answers it with a 204.
+FAVICON = "/favicon.ico"
 # Paths that need no API key.
 # events: signed; openapi.json: describes the API, not an account; /files/: a file's bytes,
 # whose attachment_url carries its own unguessable token.
-_PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/events", "/files/")
+_PUBLIC_PREFIXES = (
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/v1/events",
+    "/files/",
+    FAVICON,
+)
 _UNAUTHORIZED = "Please provide a valid API key (HTTP Basic user name, or Bearer token)."
 _RETRY_AFTER_DB_DOWN = "2"  # seconds
 
@@ -111,6 +121,12 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     # The Tasks tab's pages take no API key: taskhook/web/sessions.py guards them.
     if request.path.startswith(_PUBLIC_PREFIXES) or is_page(request.path):
         return await handler(request)
+    # A path no route serves (or a method it does not take) is a 404 (405) whatever the
+    # key: the routes are public (GET /openapi.json), and a 401 there sends a caller
+    # looking for a key problem instead of a typo in the URL.
+    unmatched = request.match_info.http_exception
+    if unmatched is not None:
+        raise unmatched
     key = _presented_key(request.headers.get("Authorization", ""))
     who = await authenticate(request.app[POOL], key) if key else None
     if who is None:

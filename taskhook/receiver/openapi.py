@@ -25,6 +25,7 @@ from taskhook.core import ops
 from taskhook.core.replies import Error, Health, Ready
 from taskhook.core.tasktypes import TASK_TYPES, create_schema
 from taskhook.receiver.idempotency import IDEMPOTENCY_KEY
+from taskhook.receiver.middleware import FAVICON
 from taskhook.receiver.routes import JSON, Api, Op
 from taskhook.receiver.v1 import (
     account_api,
@@ -140,8 +141,9 @@ async def openapi_json(_request: web.Request) -> web.Response:
 
 def is_api_route(path: str) -> bool:
     """False for the Tasks tab's HTML pages (taskhook/web): routes of this app, but not API
-    (a sign-in session, not a key; HTML, not JSON), so this document leaves them out."""
-    return not is_page(path)
+    (a sign-in session, not a key; HTML, not JSON), so this document leaves them out, as
+    it does the browsers' /favicon.ico."""
+    return not is_page(path) and path != FAVICON
 
 
 def _ref(name: str) -> dict[str, str]:
