@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -131,6 +133,108 @@ async def test_bad_setting_stops_start_and_names_it(variable: str, value: str) -
     assert "Traceback" not in err
 
 
+def _subparsers(parser: argparse.ArgumentParser, words: str = "taskhook") -> Iterator[Any]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield f"{words} {name}", sub
+                yield from _subparsers(sub, f"{words} {name}")
+
+
+def test_every_subcommand_has_a_description_and_its_arguments_help() -> None:
+    """`taskhook X --help` says what X does (more than the one-line list entry), and
+    every positional argument says what it is."""
+    found = dict(_subparsers(_parser()))
+    assert {"taskhook serve", "taskhook accounts new-keys", "taskhook accounts list"} <= set(found)
+    for words, sub in found.items():
+        assert sub.description and len(sub.description) > 60, words
+        for action in sub._actions:
+            if not action.option_strings and not isinstance(action, argparse._SubParsersAction):
+                assert action.help, f"{words}: {action.dest}"
+
+
+async def test_a_taken_port_is_one_line_and_exit_2(data_dir: Path) -> None:
+    """A second `taskhook serve` on a taken port stops at once, before the database, with
+    one line naming the address and how to choose another; no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args, env in (
+            (["serve", "--port", str(port)], {}),
+            (["receiver"], {"TASKHOOK_PORT": str(port)}),
+        ):
+            code, _, err = await _run(*args, env=_env(TASKHOOK_DATA_DIR=str(data_dir), **env))
+            assert code == 2, err
+            [line] = [line for line in err.splitlines() if not line.startswith("{")]
+            assert f"127.0.0.1:{port}" in line and "in use" in line, line
+            assert "--port" in line and "TASKHOOK_PORT" in line, line
+            assert "Traceback" not in err
+            assert not (data_dir / "pgdata").exists(), "the database started first"
+
+
+async def test_an_unknown_setting_warns_and_names_the_closest(dsn: str) -> None:
+    """TASKHOOK_PROT is not silently ignored: a command prints a warning naming
+    TASKHOOK_PORT and goes on; variables read outside the settings are quiet."""
+    env = _env(TASKHOOK_DATABASE_URL=dsn, TASKHOOK_PROT="9000", TASKHOOK_FUZZ_EXAMPLES="3")
+    code, out, err = await _run("migrate", env=env)
+    assert code == 0, err
+    assert "schema applied" in out
+    [line] = [line for line in err.splitlines() if "TASKHOOK_PROT" in line]
+    assert "warning" in line and "did you mean TASKHOOK_PORT?" in line, line
+    assert "TASKHOOK_FUZZ_EXAMPLES" not in err
+
+
+async def test_accounts_list_and_new_keys(dsn: str, pool: asyncpg.Pool) -> None:
+    """`accounts list` shows each account's key prefixes (never a key); `new-keys` issues
+    working keys once, the old ones still valid; `--revoke-old` revokes the others."""
+    env = _env(TASKHOOK_DATABASE_URL=dsn)
+    _, out, _ = await _run("accounts", "create", "Lost Keys", "--json", env=env)
+    first = json.loads(out)
+    account_id = first["account_id"]
+    code, out, err = await _run("accounts", "list", "--json", env=env)
+    assert code == 0, err
+    [listed] = [a for a in json.loads(out) if a["account_id"] == account_id]
+    assert listed["name"] == "Lost Keys" and listed["created_at"].endswith("Z")
+    assert [(k["prefix"], k["kind"], k["revoked"]) for k in listed["keys"]] == [
+        (first["live_key"][:9], "live", False),
+        (first["test_key"][:9], "test", False),
+    ]
+    code, out, _ = await _run("accounts", "list", env=env)
+    assert code == 0
+    [row] = [line for line in out.splitlines() if account_id in line]
+    assert "Lost Keys" in row and first["live_key"][:9] in row and first["live_key"] not in row
+
+    code, out, err = await _run("accounts", "new-keys", account_id, env=env)
+    assert code == 0, err
+    second = _printed_keys(out.splitlines())
+    assert second["live key"].startswith("live_") and second["test key"].startswith("test_")
+    for key in (*second.values(), first["live_key"], first["test_key"]):
+        assert await authenticate(pool, key) is not None, key
+        assert key not in err  # printed, never logged
+
+    code, out, err = await _run(
+        "accounts", "new-keys", account_id, "--revoke-old", "--json", env=env
+    )
+    assert code == 0, err
+    third = json.loads(out)
+    assert sorted(third["revoked"]) == sorted(
+        k[:9] for k in (first["live_key"], first["test_key"], *second.values())
+    )
+    for key in (first["live_key"], first["test_key"], *second.values()):
+        assert await authenticate(pool, key) is None, key
+    live = await authenticate(pool, third["live_key"])
+    assert live is not None and live.account_id == account_id and not live.is_test
+    _, out, _ = await _run("accounts", "list", "--json", env=env)
+    [listed] = [a for a in json.loads(out) if a["account_id"] == account_id]
+    assert [k["revoked"] for k in listed["keys"]] == [True] * 4 + [False] * 2
+
+    code, out, err = await _run("accounts", "new-keys", "acct_nope", env=env)
+    assert code == 1 and out == ""
+    [line] = [line for line in err.splitlines() if not line.startswith("{")]
+    assert "acct_nope" in line and "Traceback" not in err
+
+
 def test_help_names_every_subcommand() -> None:
     """`taskhook --help` lists what the command does, with no stale promises."""
     text = _parser().format_help()
@@ -153,13 +257,13 @@ async def _read_until(stream: asyncio.StreamReader, marker: str, lines: list[str
                 return line
 
 
-async def _serve(data_dir: Path) -> tuple[asyncio.subprocess.Process, list[str], str]:
+async def _serve(data_dir: Path, **extra: str) -> tuple[asyncio.subprocess.Process, list[str], str]:
     proc = await asyncio.create_subprocess_exec(
         TASKHOOK,
         "serve",
         "--port",
         "0",
-        env=_env(TASKHOOK_DATA_DIR=str(data_dir)),
+        env=_env(TASKHOOK_DATA_DIR=str(data_dir), **extra),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -251,10 +355,23 @@ async def test_serve_on_embedded_postgres_end_to_end(data_dir: Path) -> None:
     for secret in keys.values():
         assert secret not in err
 
-    again, lines2, _ = await _serve(data_dir)
-    await _stop(again)
+    again, lines2, _ = await _serve(data_dir, TASKHOOK_PROT="9000")
+    err = await _stop(again)
     assert not _printed_keys(lines2), "development keys are printed only on first start"
     assert not any(line.startswith("Ingest secret") for line in lines2)
+    # The restart says which account is there, by key prefix, and how to get new keys.
+    [exists] = [line for line in lines2 if "exists" in line]
+    assert keys["live key"][:9] in exists and keys["test key"][:9] in exists, exists
+    assert keys["live key"] not in exists
+    assert "accounts new-keys acct_" in exists, exists
+    # A role logs a misspelled setting as a warning and starts all the same.
+    [warning] = [
+        e
+        for line in err.splitlines()
+        if line.startswith("{") and (e := json.loads(line))["event"] == "settings.unknown_variable"
+    ]
+    assert warning["level"] == "warning"
+    assert (warning["variable"], warning["did_you_mean"]) == ("TASKHOOK_PROT", "TASKHOOK_PORT")
 
 
 async def _signed_event_status(url: str, secret: str) -> int:

@@ -262,7 +262,8 @@ async def test_readyz_fails_while_the_database_is_unreachable(
 async def test_a_taken_port_stops_the_start_with_a_message(
     dsn: str, dispatchers: list[Running]
 ) -> None:
-    """The ops port is in use: exit 1 with a line naming TASKHOOK_DISPATCHER_PORT."""
+    """The ops port is in use: exit 2 with one line naming the address and
+    TASKHOOK_DISPATCHER_PORT."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -270,8 +271,10 @@ async def test_a_taken_port_stops_the_start_with_a_message(
         dispatchers.append(running)
         code = await asyncio.wait_for(running.proc.wait(), timeout=60)
         await running.stop()
-    assert code == 1
-    assert "TASKHOOK_DISPATCHER_PORT" in running.stderr
+    assert code == 2
+    [line] = [line for line in running.stderr.splitlines() if not line.startswith("{")]
+    assert running.url.removeprefix("http://") in line, line
+    assert "TASKHOOK_DISPATCHER_PORT" in line, line
     assert "Traceback" not in running.stderr
 
 

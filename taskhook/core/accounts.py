@@ -1,4 +1,5 @@
-"""Accounts and API keys: creation, and resolving a presented key to its account."""
+"""Accounts and API keys: creation, listing, new keys, and resolving a presented key to
+its account."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -91,3 +93,70 @@ async def authenticate(conn: Connection | asyncpg.Pool, key: str) -> Principal |
         is_test=row["is_test"],
         default_callback_url=row["default_callback_url"],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyListing:
+    """What is known of a key once made: its first characters, never the key."""
+
+    prefix: str
+    is_test: bool
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountListing:
+    account_id: str
+    name: str
+    created_at: datetime
+    keys: tuple[KeyListing, ...]
+
+    def prefixes(self, *, revoked: bool = False) -> list[str]:
+        return [k.prefix for k in self.keys if (k.revoked_at is not None) == revoked]
+
+
+async def list_accounts(conn: Connection | asyncpg.Pool) -> list[AccountListing]:
+    """Every account, oldest first, with its keys' prefixes, oldest first."""
+    grouped: dict[str, tuple[str, datetime, list[KeyListing]]] = {}
+    for row in await store.list_accounts(conn):
+        _, _, keys = grouped.setdefault(row["id"], (row["name"], row["created_at"], []))
+        if row["key_prefix"] is not None:
+            keys.append(
+                KeyListing(
+                    row["key_prefix"], row["is_test"], row["key_created_at"], row["revoked_at"]
+                )
+            )
+    return [
+        AccountListing(account_id, name, created_at, tuple(keys))
+        for account_id, (name, created_at, keys) in grouped.items()
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class NewKeys:
+    account_id: str
+    name: str
+    live_key: str
+    test_key: str
+    revoked: tuple[str, ...]  # prefixes of the keys these replace (with revoke_old)
+
+
+async def issue_keys(conn: Connection, account_id: str, *, revoke_old: bool) -> NewKeys | None:
+    """A new live and test key for an existing account (None: no such account), stored as
+    digests and returned in clear to be shown once. Keys are not kept in clear, so this is
+    how a lost key is replaced; `revoke_old` revokes every other key of the account in the
+    same transaction."""
+    live, test = _new_key("live"), _new_key("test")
+    async with conn.transaction():
+        row = await store.lock_account(conn, account_id)
+        if row is None:
+            return None
+        for key, is_test in ((live, False), (test, True)):
+            await store.insert_api_key(conn, hash_key(key), account_id, is_test, key[:9])
+        revoked: list[str] = []
+        if revoke_old:
+            revoked = await store.revoke_other_api_keys(
+                conn, account_id, [hash_key(live), hash_key(test)]
+            )
+    return NewKeys(account_id, row["name"], live, test, tuple(revoked))

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +230,51 @@ def check_webhook_secret(value: str) -> None:
         Webhook(value)  # the library that verifies POST /v1/events must accept it too
     except Exception as exc:
         raise ValueError(f"not accepted by standardwebhooks ({type(exc).__name__})") from None
+
+
+# TASKHOOK_* variables that are read, but not as settings, so they are not misspellings:
+# the test suite's knobs, and the README quickstart's client side, whose exports may sit
+# in the same shell as `make run`.
+NOT_SETTINGS = frozenset(
+    {
+        "TASKHOOK_FUZZ_EXAMPLES",
+        "TASKHOOK_TEST_HISTORY",
+        "TASKHOOK_DOCS_SCREENSHOT",
+        "TASKHOOK_URL",
+        "TASKHOOK_LIVE_KEY",
+        "TASKHOOK_SIGNING_SECRET",
+    }
+)
+
+
+PREFIX = "TASKHOOK_"
+
+
+def setting_variables() -> list[str]:
+    """The environment variable of every setting."""
+    return [PREFIX + name.upper() for name in Settings.model_fields]
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """Each TASKHOOK_* variable that is no setting (a misspelling is silently ignored
+    otherwise), with the closest setting's variable, if one is close. Names compare
+    case-insensitively, as the settings read them; the part after the prefix they all
+    share is what is compared, so TASKHOOK_ZZZ is close to none."""
+    known = setting_variables()
+    suffixes = [variable.removeprefix(PREFIX) for variable in known]
+    found: list[tuple[str, str | None]] = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(PREFIX) or upper in known or upper in NOT_SETTINGS:
+            continue
+        close = difflib.get_close_matches(upper.removeprefix(PREFIX), suffixes, n=1)
+        found.append((name, PREFIX + close[0] if close else None))
+    return found
+
+
+def unknown_variable_warning(name: str, closest: str | None) -> str:
+    hint = f"did you mean {closest}?" if closest else "see docs/operations.md for the settings"
+    return f"{name} is not a taskhook setting and is ignored ({hint})"
 
 
 def load_settings(**overrides: Any) -> Settings:

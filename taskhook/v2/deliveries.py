@@ -55,14 +55,24 @@ def _time(text: str) -> datetime:
 
 def add_parser(sub: Any) -> None:
     """`taskhook deliveries create NAME TASK_ID... [--delivered-at ISO] [--json]`."""
-    deliveries = sub.add_parser("deliveries", help="group completed tasks into deliveries (v2)")
+    deliveries = sub.add_parser(
+        "deliveries",
+        help="group completed tasks into deliveries (v2)",
+        description="Group completed tasks into named deliveries, as Scale's v2 API lists "
+        "them (GET /v2/deliveries).",
+    )
     commands = deliveries.add_subparsers(dest="deliveries_command", required=True)
     create = commands.add_parser(
         "create",
         help="deliver completed tasks as the delivery NAME of their project (made if new)",
+        description="Deliver completed tasks as the delivery NAME of their project (made by "
+        "the first task delivered), in one transaction, as task.delivered events would. "
+        "Prints one result per task; exits 1 if any was rejected (unknown or not completed).",
     )
     create.add_argument("name", help="the delivery's name, unique per project")
-    create.add_argument("task_ids", nargs="+", metavar="TASK_ID")
+    create.add_argument(
+        "task_ids", nargs="+", metavar="TASK_ID", help="a completed task's id (one or more)"
+    )
     create.add_argument(
         "--delivered-at", type=_time, help="ISO 8601 (default: now; no offset means UTC)"
     )

@@ -138,6 +138,22 @@ async def insert_api_key(
     await conn.execute(queries["insert_api_key"], key_hash, account_id, is_test, prefix)
 
 
+async def list_accounts(conn: Conn) -> list[Row]:
+    """One row per key (or one for an account without keys), oldest account first."""
+    return await conn.fetch(queries["list_accounts"])
+
+
+async def lock_account(conn: Connection, account_id: str) -> Row | None:
+    """The account's id and name, locked for the caller's transaction; None: no such one."""
+    return await conn.fetchrow(queries["lock_account"], account_id)
+
+
+async def revoke_other_api_keys(conn: Connection, account_id: str, kept: list[bytes]) -> list[str]:
+    """Revoke the account's unrevoked keys but `kept` (digests); their prefixes."""
+    rows = await conn.fetch(queries["revoke_other_api_keys"], account_id, kept)
+    return [r["key_prefix"] for r in rows]
+
+
 async def authenticate(conn: Conn, key_hash: bytes) -> Row | None:
     return await conn.fetchrow(queries["authenticate"], key_hash)
 

@@ -90,6 +90,25 @@ RETURNING old_secret_until;
 INSERT INTO api_keys (key_hash, account_id, is_test, key_prefix)
 VALUES ($1, $2, $3, $4);
 
+-- name: list_accounts
+-- `taskhook accounts list`: every account, oldest first, with each key's prefix (the keys
+-- themselves are stored only as digests); an account without keys has one row of NULLs.
+SELECT a.id, a.name, a.created_at,
+       k.key_prefix, k.is_test, k.created_at AS key_created_at, k.revoked_at
+FROM accounts a LEFT JOIN api_keys k ON k.account_id = a.id
+ORDER BY a.created_at, a.id, k.created_at, k.is_test;
+
+-- name: lock_account
+-- `taskhook accounts new-keys`: the account exists, and two runs at once take turns.
+SELECT id, name FROM accounts WHERE id = $1 FOR UPDATE;
+
+-- name: revoke_other_api_keys
+-- Every unrevoked key of the account but the ones given ($2, digests): the keys a
+-- `new-keys --revoke-old` replaces. Sessions they opened end with them (web_session).
+UPDATE api_keys SET revoked_at = now()
+WHERE account_id = $1 AND revoked_at IS NULL AND key_hash <> ALL ($2::bytea[])
+RETURNING key_prefix;
+
 -- name: authenticate
 -- One index probe on the key digest; a revoked key finds nothing.
 SELECT a.id AS account_id, a.name, k.is_test, a.default_callback_url
