@@ -187,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SecretKeyError as exc:  # another key than the database's, or a broken key file
         print(f"taskhook: {exc}", file=sys.stderr)
         return 2
+    except DatabaseRefused as exc:
+        print(f"taskhook: {exc}", file=sys.stderr)
+        return 2
     except DatabaseUnreachable as exc:
         print(f"taskhook: {exc}", file=sys.stderr)
         return 1
@@ -230,6 +233,17 @@ class DatabaseUnreachable(Exception):
     """The database did not answer within START_WAIT seconds of the start."""
 
 
+class DatabaseRefused(Exception):
+    """The database URL is malformed, or the server refuses its user, password or name."""
+
+
+# Connection failures that are the URL's fault: stopped at once, not waited out.
+REFUSED = (
+    ValueError,
+    asyncpg.ClientConfigurationError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
+)
 START_WAIT = 30.0  # seconds a starting process waits for its database (e.g. a restart)
 
 
@@ -240,6 +254,10 @@ async def _first_pool(dsn: str) -> asyncpg.Pool:
     while True:
         try:
             return await db.create_pool(dsn, min_size=1, max_size=1)
+        except REFUSED as exc:  # waiting does not mend a wrong URL, password or name
+            raise DatabaseRefused(
+                f"TASKHOOK_DATABASE_URL: the database cannot be used: {exc}"
+            ) from None
         except db.DATABASE_DOWN as exc:
             if time.monotonic() >= deadline:
                 raise DatabaseUnreachable(

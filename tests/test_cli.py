@@ -235,6 +235,29 @@ async def test_accounts_list_and_new_keys(dsn: str, pool: asyncpg.Pool) -> None:
     assert "acct_nope" in line and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "notadsn",
+        "postgresql://u@127.0.0.1:notaport/db",
+        "{server}/t_no_such_database",  # the server answers: no such database
+    ],
+)
+async def test_an_unusable_database_url_is_one_line_at_once(server_dsn: str, url: str) -> None:
+    """A malformed URL or a database the server refuses stops the start at once (not
+    after the wait for a database that is still starting) with one line, exit 2."""
+    from tests.conftest import with_database
+
+    if url.startswith("{server}"):
+        url = with_database(server_dsn, url.rsplit("/", 1)[1])
+    started = asyncio.get_running_loop().time()
+    code, _, err = await _run("migrate", env=_env(TASKHOOK_DATABASE_URL=url))
+    assert code == 2, err
+    assert asyncio.get_running_loop().time() - started < 20
+    [line] = [line for line in err.splitlines() if not line.startswith("{")]
+    assert "TASKHOOK_DATABASE_URL" in line and "Traceback" not in err, err
+
+
 def test_help_names_every_subcommand() -> None:
     """`taskhook --help` lists what the command does, with no stale promises."""
     text = _parser().format_help()

@@ -11,14 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from taskhook.core import events
+from taskhook.core.errors import BadRequest
 from taskhook.core.models import Event
 from taskhook.core.store import Connection
+from taskhook.core.validation import check_not_ahead, check_stored_time
 
 MAX_CHARS = 200  # of a delivery name and a task id, as in ingest events
 
@@ -84,8 +87,16 @@ async def run_command(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
     if not 1 <= len(args.name) <= MAX_CHARS or not all(
         1 <= len(t) <= MAX_CHARS for t in args.task_ids
     ):
-        print(f"taskhook: names and task ids are 1 to {MAX_CHARS} characters")
+        print(f"taskhook: names and task ids are 1 to {MAX_CHARS} characters", file=sys.stderr)
         return 2
+    if args.delivered_at is not None:
+        # The rules of an ingested event's occurred_at, which this stands in for.
+        try:
+            at = check_stored_time(args.delivered_at, "--delivered-at")
+            check_not_ahead(at, datetime.now(UTC), "--delivered-at")
+        except BadRequest as exc:
+            print(f"taskhook: {exc.message}", file=sys.stderr)
+            return 2
     async with pool.acquire() as conn, conn.transaction():
         results = await deliver_tasks(conn, args.name, args.task_ids, args.delivered_at)
     if args.json:

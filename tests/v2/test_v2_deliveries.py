@@ -260,3 +260,14 @@ async def test_deliveries_create_command(
     assert result["task_id"] == pending.task_id and result["status"] == "rejected"
     args = parser.parse_args(["deliveries", "create", "x" * 201, done.task_id])
     assert await run_command(pool, args) == 2
+    # --delivered-at follows occurred_at's rules: storable, not ahead of the clock.
+    ahead = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+    for when, words in (("0001-01-01T00:00:00", "out of range"), (ahead, "future")):
+        capsys.readouterr()
+        args = parser.parse_args(
+            ["deliveries", "create", "w2", done.task_id, "--delivered-at", when]
+        )
+        assert await run_command(pool, args) == 2
+        err = capsys.readouterr().err
+        assert "--delivered-at" in err and words in err, err
+    assert len((await run(v2.get_deliveries, project_name=PROJECT)).deliveries) == 1
