@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -505,16 +506,16 @@ class CannotListen(Exception):
     """The listen address is taken (or not this machine's): a message, not a traceback."""
 
 
-def _listen(host: str, port: int, setting: str, flag: str | None) -> list[socket.socket]:
-    """Listening sockets on every address of `host`, made before anything else starts, so
-    a second `taskhook serve` on a taken port stops at once, before the database, with
-    one line naming the address and how to choose another."""
+def _listen(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to every address of `host` before anything else starts, so a second
+    `taskhook serve` on a taken port stops at once, before the database, with one line
+    naming the address and how to choose another. They listen only once the app is up, so
+    a connection is refused, not kept waiting, while the database starts."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except OSError as exc:  # an unknown host name
         raise CannotListen(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc} "
-            f"(check TASKHOOK_HOST{' or --host' if flag else ''})"
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (check --host or TASKHOOK_HOST)"
         ) from None
     sockets: list[socket.socket] = []
     chosen = port  # port 0: the first address picks a free port, the others take it too
@@ -527,28 +528,34 @@ def _listen(host: str, port: int, setting: str, flag: str | None) -> list[socket
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind((address[0], chosen, *address[2:]))
             chosen = sock.getsockname()[1]
-            sock.listen(128)
             sock.setblocking(False)
     except OSError as exc:
         for sock in sockets:
             sock.close()
-        choose = f"choose another port with {flag} or {setting}" if flag else f"set {setting}"
-        raise CannotListen(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc} "
-            f"(is another taskhook running? {choose})"
-        ) from None
+        raise CannotListen(_taken(host, port, exc)) from None
     return sockets
+
+
+def _taken(host: str, port: int, exc: OSError) -> str:
+    running = "is another taskhook running? " if exc.errno == errno.EADDRINUSE else ""
+    return (
+        f"cannot listen on {host}:{port}: {exc.strerror or exc} ({running}choose another "
+        "port with --port or TASKHOOK_PORT)"
+    )
 
 
 async def _serve(settings: Settings, args: Any) -> int:
     stop = _stop_event()
     try:
-        sockets = _listen(settings.host, settings.port, "TASKHOOK_PORT", "--port")
+        sockets = _listen(settings.host, settings.port)
     except CannotListen as exc:
         print(f"taskhook: {exc}", file=sys.stderr)
         return 2
     try:
         return await _serve_on(settings, args, sockets, stop)
+    except CannotListen as exc:  # another start bound the port too, and listened first
+        print(f"taskhook: {exc}", file=sys.stderr)
+        return 2
     finally:
         for sock in sockets:
             sock.close()
@@ -564,8 +571,12 @@ async def _serve_on(
     app = make_app(settings, dsn, ingest_secret=_ingest_secret(settings))
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
-    for sock in sockets:
-        await web.SockSite(runner, sock).start()
+    try:
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise CannotListen(_taken(settings.host, settings.port, exc)) from None
     port = sockets[0].getsockname()[1]
     url = f"http://{settings.host}:{port}"
     print(f"taskhook {__version__} listening on {url} (API base {url}/v1)", flush=True)
